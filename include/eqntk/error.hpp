@@ -1,0 +1,34 @@
+// eqntk error types. Library code throws these; only main() turns them into exit codes
+// (2: usage/config/input validation, 1: runtime failure).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace eqntk {
+
+/// Base of every error eqntk throws. what() is one line meant for the user.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A user-supplied value (architecture string, flag, shape, file content) is invalid.
+class InvalidArgument : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A numerical failure: non-PSD or singular matrix, NaN/Inf in data or results.
+class NumericalError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A file could not be read, parsed, or written.
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace eqntk

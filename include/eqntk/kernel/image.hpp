@@ -1,0 +1,32 @@
+// Images as the kernel engines see them: C×H×W, channel-major, float64, contiguous.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "eqntk/kernel/network.hpp"
+
+namespace eqntk::kernel {
+
+/// Non-owning view of one image in CHW order: data[(c·H + i)·W + j].
+struct ImageView {
+  const double* data = nullptr;
+  std::int64_t channels = 0;
+  std::int64_t height = 0;
+  std::int64_t width = 0;
+  [[nodiscard]] InputShape shape() const { return {channels, height, width}; }
+  [[nodiscard]] double at(std::int64_t c, std::int64_t i, std::int64_t j) const { return data[(c * height + i) * width + j]; }
+};
+
+/// An owning CHW image.
+struct Image {
+  InputShape shape;
+  std::vector<double> pixels;  // size C·H·W
+  [[nodiscard]] ImageView view() const { return {pixels.data(), shape.channels, shape.height, shape.width}; }
+};
+
+/// ρ(r)x = numpy.rot90(x, r, axes=(H, W)) for every channel (MATH.md §1): out[i][j] = x[j][W−1−i] for r = 1.
+/// r may be any integer (taken mod 4). Requires a square image for odd r; throws InvalidArgument otherwise.
+[[nodiscard]] Image rot90(const ImageView& x, int r);
+
+}  // namespace eqntk::kernel

@@ -1,0 +1,73 @@
+// A parsed architecture bound to an input shape: every layer with the spatial size it sees and
+// produces, its σ's squared, and the facts the kernel engines need (rotations, readout, head).
+//
+// Glossary: q = filter size k, p = (q-1)/2 (window {-p..p}²), w2 = σ_w², b2 = σ_b².
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "eqntk/kernel/architecture.hpp"
+
+namespace eqntk::kernel {
+
+/// Shape of one input image: C channels, H×W pixels.
+struct InputShape {
+  std::int64_t channels = 1;
+  std::int64_t height = 1;
+  std::int64_t width = 1;
+  friend bool operator==(const InputShape&, const InputShape&) = default;
+};
+
+/// What flows between layers: the raw input, p4 feature maps (4 rotation channels), plane feature maps
+/// (CNN), or pooled/flattened scalars.
+enum class StateKind { input, c4, plane, scalar };
+
+/// One layer, compiled against its input shape.
+struct Stage {
+  LayerSpec spec;
+  StateKind in_state = StateKind::input;
+  StateKind out_state = StateKind::input;
+  std::int64_t h_in = 0, w_in = 0;    // spatial size seen by the layer
+  std::int64_t h_out = 0, w_out = 0;  // spatial size produced (scalars: 1×1)
+  int q = 1, p = 0;                   // filter size and half-width (spatial linear layers)
+  double w2 = 1.0, b2 = 0.0;          // σ_w², σ_b²
+  /// True for a nonlinearity whose pre-activation is spatial (it needs per-pixel variance maps).
+  [[nodiscard]] bool spatial_nonlinearity() const { return is_nonlinearity(spec.kind) && in_state != StateKind::scalar; }
+  /// True for a nonlinearity in the dense head (it needs pooled self-kernels).
+  [[nodiscard]] bool head_nonlinearity() const { return is_nonlinearity(spec.kind) && in_state == StateKind::scalar; }
+};
+
+/// An architecture validated against an input shape (MATH.md §1, §9).
+class Network {
+ public:
+  /// Throws InvalidArgument when a C4 layer sees a non-square image, a `valid` layer leaves fewer
+  /// pixels than its filter needs, or the shape is empty.
+  Network(Architecture arch, InputShape input);
+
+  [[nodiscard]] const Architecture& architecture() const { return arch_; }
+  [[nodiscard]] const std::vector<Stage>& stages() const { return stages_; }
+  [[nodiscard]] InputShape input_shape() const { return input_; }
+  /// 4 for a p4 network (after the lift), 1 for a CNN/MLP.
+  [[nodiscard]] int rotations() const { return rotations_; }
+  /// Index of the gpool/gap/flatten stage.
+  [[nodiscard]] std::size_t readout_stage() const { return readout_; }
+  /// True when the readout is `flatten`: only same-position (diagonal) entries are ever needed.
+  [[nodiscard]] bool diagonal_only() const { return stages_[readout_].spec.kind == LayerKind::flatten; }
+  /// True when a nonlinearity follows the readout (pooled self-kernels K(x,x) are then needed).
+  [[nodiscard]] bool head_has_nonlinearity() const;
+  /// Number of lift/gconv/conv layers (the "layers" of ns per entry-layer).
+  [[nodiscard]] int spatial_linear_layers() const;
+  /// Largest (h·w) of any spatial state, input included.
+  [[nodiscard]] std::int64_t max_pixels() const;
+
+ private:
+  Architecture arch_;
+  InputShape input_;
+  std::vector<Stage> stages_;
+  int rotations_ = 1;
+  std::size_t readout_ = 0;
+};
+
+}  // namespace eqntk::kernel

@@ -1,0 +1,89 @@
+// The fast kernel engine: NNGP and NTK of one image pair (MATH.md §3–§5).
+//
+// p4 networks run on the 4-block representation B_Δ(t,t') = K_{(t,0),(t',Δ)} (§5.1): each Δ evolves on
+// its own through every layer, with separable window sums (§5.3). CNNs use the same code with the one
+// block Δ = 0. `flatten` readouts only ever need same-position entries and run on the diagonal-only
+// path, O(HW·q²) per pair. Per-image variance maps (the self-kernel diagonals feeding each
+// nonlinearity) come from a SelfChain computed once per image and shared by every pair.
+//
+// Thread safety: a PairKernel owns its workspace; use one per thread. SelfChain is read-only in
+// evaluate() and may be shared. Results are a deterministic function of (network, x, x2): the same
+// pair gives bitwise the same value on any thread, rank or process grid; K(x,x2) and K(x2,x) agree
+// only to rounding, so callers that need symmetry evaluate one canonical order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "eqntk/kernel/image.hpp"
+#include "eqntk/kernel/network.hpp"
+
+namespace eqntk::kernel {
+
+/// The two kernels of one pair (or of one layer's pooled state).
+struct KernelValue {
+  double nngp = 0.0;
+  double ntk = 0.0;
+};
+
+/// Per-image data every pair needs, computed once per image by PairKernel::self_chain.
+struct SelfChain {
+  /// var[s], for each stage s that is a spatial nonlinearity: the pre-activation variance map
+  /// K_{(t,r),(t,r)}(x,x) over t (row-major h_in×w_in; independent of r). Empty for other stages.
+  std::vector<std::vector<double>> var;
+  /// head_var[s], for each head nonlinearity s: the pooled pre-activation K(x,x). 0 for other stages.
+  std::vector<double> head_var;
+  /// The kernel of the pair (x, x) itself (the Gram diagonal).
+  KernelValue self;
+};
+
+/// One rotation block of a spatial state, row-major [i][j][i'][j'] over h×w positions on each side.
+/// After a linear layer it holds (K, Θ); after a nonlinearity (Σ, Σ̇⊙Θ).
+struct BlockView {
+  std::int64_t h = 0;
+  std::int64_t w = 0;
+  const double* nngp = nullptr;
+  const double* ntk = nullptr;
+  [[nodiscard]] std::int64_t index(std::int64_t i, std::int64_t j, std::int64_t i2, std::int64_t j2) const {
+    return ((i * w + j) * h + i2) * w + j2;
+  }
+};
+
+/// Called after every spatial stage s (up to, not including, the readout) for every block Δ.
+using BlockObserver = std::function<void(std::size_t stage, int delta, const BlockView&)>;
+
+class PairKernel {
+ public:
+  /// Allocates the workspace for `net` (4 buffers of max_pixels² doubles unless the readout is flatten).
+  explicit PairKernel(Network net);
+
+  [[nodiscard]] const Network& network() const { return net_; }
+
+  /// Variance maps, head variances and the self-kernel of image x. Precondition: x.shape() equals
+  /// the network's input shape (throws InvalidArgument otherwise).
+  [[nodiscard]] SelfChain self_chain(const ImageView& x);
+
+  /// K(x, x2) and Θ(x, x2). sx, sx2 must be self_chain(x), self_chain(x2) of this network.
+  [[nodiscard]] KernelValue evaluate(const ImageView& x, const SelfChain& sx, const ImageView& x2,
+                                     const SelfChain& sx2);
+
+  /// As evaluate(), calling `observer` with every block of every spatial stage (tests, diagnostics).
+  /// Not available on the diagonal-only path (throws InvalidArgument for flatten readouts).
+  [[nodiscard]] KernelValue evaluate_observed(const ImageView& x, const SelfChain& sx, const ImageView& x2,
+                                              const SelfChain& sx2, const BlockObserver& observer);
+
+ private:
+  KernelValue spatial(const ImageView& x, const SelfChain& sx, const ImageView& x2, const SelfChain& sx2,
+                      const BlockObserver* observer);
+  KernelValue diagonal(const ImageView& x, const SelfChain* sx, const ImageView& x2, const SelfChain* sx2,
+                       SelfChain* record);
+  KernelValue head(KernelValue pooled, const SelfChain* sx, const SelfChain* sx2, SelfChain* record) const;
+  void check_input(const ImageView& x) const;
+
+  Network net_;
+  std::vector<double> buf_[4];
+};
+
+}  // namespace eqntk::kernel
