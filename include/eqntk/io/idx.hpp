@@ -1,0 +1,31 @@
+// IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed.
+//
+// Layout: 00 00 <type> <ndims>, then ndims big-endian int32 dimensions, then the elements in C order,
+// big-endian. Types: 0x08 ubyte (DType::u1), 0x09 signed byte (i1), 0x0B int16 (i2), 0x0C int32 (i4),
+// 0x0D float32 (f4), 0x0E float64 (f8).
+// Example: t10k-labels-idx1-ubyte is 00 00 08 01 | 00 00 27 10 | 10000 label bytes → shape {10000}, u1;
+// t10k-images-idx3-ubyte has ndims 3 → shape {10000, 28, 28}.
+//
+// Gzip is recognised by content (the 1f 8b magic), never by the file name; multi-member gzip streams
+// are accepted.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <span>
+#include <string_view>
+
+#include "eqntk/io/array.hpp"
+
+namespace eqntk::io {
+
+/// Reads an IDX file, decompressing it first if it starts with the gzip magic. Not collective.
+/// Throws IoError naming the file and the problem: missing/unreadable file, corrupt or truncated gzip
+/// stream, bad magic (first two bytes not zero), unknown type code, zero dimensions, a negative or
+/// overflowing dimension, truncated data, or trailing bytes after the data.
+[[nodiscard]] Array read_idx(const std::filesystem::path& path);
+
+/// As read_idx for content already in memory (plain or gzip); `name` stands for the file in messages.
+[[nodiscard]] Array parse_idx(std::span<const std::byte> bytes, std::string_view name);
+
+}  // namespace eqntk::io
