@@ -1,0 +1,286 @@
+#include "eqntk/kernel/reference_kernel.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "eqntk/error.hpp"
+#include "eqntk/kernel/dual.hpp"
+
+namespace eqntk::kernel {
+namespace {
+
+// R^r (a, b) with R(a, b) = (−b, a), applied r times (r ∈ 0..3).
+std::pair<int, int> rotate_offset(int r, int a, int b) {
+  for (int k = 0; k < r; ++k) {
+    const int na = -b, nb = a;
+    a = na;
+    b = nb;
+  }
+  return {a, b};
+}
+
+std::int64_t wrap(std::int64_t v, std::int64_t n) {
+  v %= n;
+  return v < 0 ? v + n : v;
+}
+
+// The input pixel (flattened row-major over the layer's input h_in×w_in) that output pixel (i, j)
+// reads at window offset (a, b), or −1 when `same` padding puts it outside the image (a zero term).
+// `valid` output pixel t sits over input pixel t + (p, p), so every term is in range.
+std::int64_t source_pixel(const Stage& st, std::int64_t i, std::int64_t j, int a, int b) {
+  std::int64_t si = i + a, sj = j + b;
+  switch (st.spec.pad) {
+    case Padding::valid:
+      si += st.p;
+      sj += st.p;
+      break;
+    case Padding::circular:
+      si = wrap(si, st.h_in);
+      sj = wrap(sj, st.w_in);
+      break;
+    case Padding::same:
+      if (si < 0 || si >= st.h_in || sj < 0 || sj >= st.w_in) return -1;
+      break;
+  }
+  return si * st.w_in + sj;
+}
+
+// table[((r·h_out + i)·w_out + j)·q² + y] = source_pixel of output (i, j) at offset R^r y, for the
+// window offsets y = (a, b) enumerated a-major. `rotations` = 4 for lift/gconv (offsets rotated by
+// the output rotation r), 1 for conv (unrotated offsets).
+std::vector<std::int64_t> window_table(const Stage& st, int rotations) {
+  const std::int64_t qq = static_cast<std::int64_t>(st.q) * st.q;
+  std::vector<std::int64_t> table(static_cast<std::size_t>(rotations * st.h_out * st.w_out * qq));
+  std::size_t o = 0;
+  for (int r = 0; r < rotations; ++r)
+    for (std::int64_t i = 0; i < st.h_out; ++i)
+      for (std::int64_t j = 0; j < st.w_out; ++j)
+        for (int a = -st.p; a <= st.p; ++a)
+          for (int b = -st.p; b <= st.p; ++b) {
+            const auto [ra, rb] = rotate_offset(r, a, b);
+            table[o++] = source_pixel(st, i, j, ra, rb);
+          }
+  return table;
+}
+
+// K⁰(p, p') = (1/C) Σ_c x_c(p) x2_c(p'), Θ⁰ = 0, over the raw pixels (rotations = 1).
+FullState input_state(const ImageView& x, const ImageView& x2) {
+  FullState s;
+  s.rotations = 1;
+  s.h = x.height;
+  s.w = x.width;
+  const std::int64_t n = s.n();
+  s.nngp.assign(static_cast<std::size_t>(n * n), 0.0);
+  s.ntk.assign(static_cast<std::size_t>(n * n), 0.0);
+  for (std::int64_t p = 0; p < n; ++p)
+    for (std::int64_t p2 = 0; p2 < n; ++p2) {
+      double sum = 0.0;
+      for (std::int64_t c = 0; c < x.channels; ++c) sum += x.data[c * n + p] * x2.data[c * n + p2];
+      s.nngp[static_cast<std::size_t>(p * n + p2)] = sum / static_cast<double>(x.channels);
+    }
+  return s;
+}
+
+// One lift/gconv/conv layer over the full index space, straight from MATH.md §3.
+FullState linear_layer(const FullState& in, const Stage& st, const std::vector<int>& support) {
+  const LayerKind kind = st.spec.kind;
+  const int rot_out = kind == LayerKind::conv ? 1 : 4;
+  FullState out;
+  out.rotations = rot_out;
+  out.h = st.h_out;
+  out.w = st.w_out;
+  const std::int64_t n_out = out.n();
+  const std::int64_t n_in = in.n();
+  const std::int64_t pix_in = in.h * in.w;
+  const std::int64_t pix_out = out.h * out.w;
+  const int qq = st.q * st.q;
+  const std::vector<std::int64_t> table = window_table(st, rot_out);
+  // Only the group conv has an s-sum; lift reads the rotation-free input, conv the plane maps.
+  const std::vector<int> no_s{0};
+  const std::vector<int>& s_values = kind == LayerKind::gconv ? support : no_s;
+  const double norm = st.w2 / (static_cast<double>(s_values.size()) * static_cast<double>(qq));
+  // Θ¹ = K¹ for the first layer on the input (MATH.md §3); Θ⁰ = 0 makes the general rule agree.
+  const bool first = st.in_state == StateKind::input;
+  out.nngp.resize(static_cast<std::size_t>(n_out * n_out));
+  out.ntk.resize(out.nngp.size());
+  for (int r = 0; r < rot_out; ++r)
+    for (std::int64_t t = 0; t < pix_out; ++t) {
+      const std::int64_t* win1 = table.data() + (r * pix_out + t) * qq;
+      const std::int64_t g = r * pix_out + t;
+      for (int r2 = 0; r2 < rot_out; ++r2)
+        for (std::int64_t t2 = 0; t2 < pix_out; ++t2) {
+          const std::int64_t* win2 = table.data() + (r2 * pix_out + t2) * qq;
+          const std::int64_t g2 = r2 * pix_out + t2;
+          double sum_k = 0.0, sum_t = 0.0;
+          for (const int s : s_values) {
+            // Input rotation channels r+s and r'+s (gconv); 0 for lift (raw input) and conv (planes).
+            const std::int64_t base1 = kind == LayerKind::gconv ? ((r + s) % 4) * pix_in : 0;
+            const std::int64_t base2 = kind == LayerKind::gconv ? ((r2 + s) % 4) * pix_in : 0;
+            for (int y = 0; y < qq; ++y) {
+              const std::int64_t u1 = win1[y], u2 = win2[y];
+              if (u1 < 0 || u2 < 0) continue;  // zero padding: the term is 0
+              const std::size_t e = static_cast<std::size_t>((base1 + u1) * n_in + base2 + u2);
+              sum_k += in.nngp[e];
+              sum_t += in.ntk[e];
+            }
+          }
+          const double k = norm * sum_k + st.b2;
+          const std::size_t o = static_cast<std::size_t>(g * n_out + g2);
+          out.nngp[o] = k;
+          out.ntk[o] = first ? k : k + norm * sum_t;
+        }
+    }
+  return out;
+}
+
+// The diagonal K_{g,g} of a state: the variances q feeding a nonlinearity.
+std::vector<double> diagonal_of(const FullState& s) {
+  const std::int64_t n = s.n();
+  std::vector<double> d(static_cast<std::size_t>(n));
+  for (std::int64_t g = 0; g < n; ++g) d[static_cast<std::size_t>(g)] = s.nngp[static_cast<std::size_t>(g * n + g)];
+  return d;
+}
+
+// Entry-wise dual activation: (K, Θ) → (Σ, Σ̇⊙Θ) with q1 = var1[g], q2 = var2[g'].
+void activate(FullState& s, LayerKind kind, const std::vector<double>& var1, const std::vector<double>& var2) {
+  const std::int64_t n = s.n();
+  for (std::int64_t g = 0; g < n; ++g)
+    for (std::int64_t g2 = 0; g2 < n; ++g2) {
+      const std::size_t e = static_cast<std::size_t>(g * n + g2);
+      const DualValue d = dual(kind, var1[static_cast<std::size_t>(g)], var2[static_cast<std::size_t>(g2)], s.nngp[e]);
+      s.nngp[e] = d.sigma;
+      s.ntk[e] = d.sigma_dot * s.ntk[e];
+    }
+}
+
+// Compensated (Neumaier) sum, so that the reference's pooling adds no rounding of its own worth
+// mentioning next to the fast engine's.
+class AccurateSum {
+ public:
+  void add(double v) {
+    const double t = sum_ + v;
+    comp_ += std::abs(sum_) >= std::abs(v) ? (sum_ - t) + v : (v - t) + sum_;
+    sum_ = t;
+  }
+  [[nodiscard]] double value() const { return sum_ + comp_; }
+
+ private:
+  double sum_ = 0.0;
+  double comp_ = 0.0;
+};
+
+// gpool/gap: mean over all (g, g'); flatten: mean over g = g'.
+KernelValue pool(const FullState& s, LayerKind readout) {
+  const std::int64_t n = s.n();
+  AccurateSum k, t;
+  if (readout == LayerKind::flatten) {
+    for (std::int64_t g = 0; g < n; ++g) {
+      k.add(s.nngp[static_cast<std::size_t>(g * n + g)]);
+      t.add(s.ntk[static_cast<std::size_t>(g * n + g)]);
+    }
+    return {k.value() / static_cast<double>(n), t.value() / static_cast<double>(n)};
+  }
+  for (std::size_t e = 0; e < s.nngp.size(); ++e) {
+    k.add(s.nngp[e]);
+    t.add(s.ntk[e]);
+  }
+  const double count = static_cast<double>(n) * static_cast<double>(n);
+  return {k.value() / count, t.value() / count};
+}
+
+}  // namespace
+
+// The pair (x, x2) and the two self-pairs (x, x), (x2, x2), advanced stage by stage together: every
+// nonlinearity of the pair needs the self-pairs' diagonals at the same depth.
+struct ReferenceKernel::Chains {
+  FullState pair, self1, self2;
+};
+
+ReferenceKernel::ReferenceKernel(Network net, std::vector<int> filter_rotations)
+    : net_(std::move(net)), filter_rotations_(std::move(filter_rotations)) {
+  if (filter_rotations_.empty()) throw InvalidArgument("ReferenceKernel: filter_rotations must not be empty");
+  std::vector<int> seen;
+  for (const int s : filter_rotations_) {
+    if (s < 0 || s > 3)
+      throw InvalidArgument("ReferenceKernel: filter rotation " + std::to_string(s) + " is outside 0..3");
+    if (std::find(seen.begin(), seen.end(), s) != seen.end())
+      throw InvalidArgument("ReferenceKernel: filter rotation " + std::to_string(s) + " is listed twice");
+    seen.push_back(s);
+  }
+}
+
+void ReferenceKernel::check_input(const ImageView& x) const {
+  if (!(x.shape() == net_.input_shape()))
+    throw InvalidArgument("ReferenceKernel: image shape " + std::to_string(x.channels) + "x" +
+                          std::to_string(x.height) + "x" + std::to_string(x.width) +
+                          " (CxHxW) does not match the network input " + std::to_string(net_.input_shape().channels) +
+                          "x" + std::to_string(net_.input_shape().height) + "x" +
+                          std::to_string(net_.input_shape().width));
+}
+
+void ReferenceKernel::run_spatial(const ImageView& x, const ImageView& x2, Chains& chains,
+                                  std::vector<FullState>* record) const {
+  chains.pair = input_state(x, x2);
+  chains.self1 = input_state(x, x);
+  chains.self2 = input_state(x2, x2);
+  const auto& stages = net_.stages();
+  for (std::size_t s = 0; s < net_.readout_stage(); ++s) {
+    const Stage& st = stages[s];
+    if (is_spatial_linear(st.spec.kind)) {
+      chains.pair = linear_layer(chains.pair, st, filter_rotations_);
+      chains.self1 = linear_layer(chains.self1, st, filter_rotations_);
+      chains.self2 = linear_layer(chains.self2, st, filter_rotations_);
+    } else if (is_nonlinearity(st.spec.kind)) {
+      const std::vector<double> var1 = diagonal_of(chains.self1);
+      const std::vector<double> var2 = diagonal_of(chains.self2);
+      activate(chains.pair, st.spec.kind, var1, var2);
+      activate(chains.self1, st.spec.kind, var1, var1);
+      activate(chains.self2, st.spec.kind, var2, var2);
+    }
+    if (record != nullptr) record->push_back(chains.pair);
+  }
+}
+
+KernelValue ReferenceKernel::evaluate(const ImageView& x, const ImageView& x2) const {
+  check_input(x);
+  check_input(x2);
+  Chains chains;
+  run_spatial(x, x2, chains, nullptr);
+  const auto& stages = net_.stages();
+  const LayerKind readout = stages[net_.readout_stage()].spec.kind;
+  KernelValue pair = pool(chains.pair, readout);
+  KernelValue self1 = pool(chains.self1, readout);
+  KernelValue self2 = pool(chains.self2, readout);
+  for (std::size_t s = net_.readout_stage() + 1; s < stages.size(); ++s) {
+    const Stage& st = stages[s];
+    if (st.spec.kind == LayerKind::dense) {
+      for (KernelValue* v : {&pair, &self1, &self2}) {
+        const double k = st.w2 * v->nngp + st.b2;
+        *v = {k, k + st.w2 * v->ntk};
+      }
+    } else if (is_nonlinearity(st.spec.kind)) {
+      // q1, q2: the pooled self-kernels K(x,x), K(x2,x2) at this depth.
+      const double q1 = self1.nngp, q2 = self2.nngp;
+      const DualValue d = dual(st.spec.kind, q1, q2, pair.nngp);
+      const DualValue d1 = dual(st.spec.kind, q1, q1, self1.nngp);
+      const DualValue d2 = dual(st.spec.kind, q2, q2, self2.nngp);
+      pair = {d.sigma, d.sigma_dot * pair.ntk};
+      self1 = {d1.sigma, d1.sigma_dot * self1.ntk};
+      self2 = {d2.sigma, d2.sigma_dot * self2.ntk};
+    }
+  }
+  return pair;
+}
+
+std::vector<FullState> ReferenceKernel::trace(const ImageView& x, const ImageView& x2) const {
+  check_input(x);
+  check_input(x2);
+  Chains chains;
+  std::vector<FullState> states;
+  run_spatial(x, x2, chains, &states);
+  return states;
+}
+
+}  // namespace eqntk::kernel
