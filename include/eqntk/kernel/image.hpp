@@ -25,6 +25,17 @@ struct Image {
   [[nodiscard]] ImageView view() const { return {pixels.data(), shape.channels, shape.height, shape.width}; }
 };
 
+/// A set of images of one shape, CHW float64 each, contiguous: image i starts at pixels[i·C·H·W].
+struct ImageSet {
+  InputShape shape;
+  std::int64_t count = 0;
+  std::vector<double> pixels;
+  [[nodiscard]] std::int64_t image_size() const { return shape.channels * shape.height * shape.width; }
+  [[nodiscard]] ImageView view(std::int64_t i) const {
+    return {pixels.data() + i * image_size(), shape.channels, shape.height, shape.width};
+  }
+};
+
 /// ρ(r)x = numpy.rot90(x, r, axes=(H, W)) for every channel (MATH.md §1): out[i][j] = x[j][W−1−i] for r = 1.
 /// r may be any integer (taken mod 4). Requires a square image for odd r; throws InvalidArgument otherwise.
 [[nodiscard]] Image rot90(const ImageView& x, int r);

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "eqntk/kernel/image.hpp"
@@ -54,10 +55,22 @@ struct BlockView {
 /// Called after every spatial stage s (up to, not including, the readout) for every block Δ.
 using BlockObserver = std::function<void(std::size_t stage, int delta, const BlockView&)>;
 
+namespace detail {
+struct Workspace;
+using SpatialFn = KernelValue (*)(const Network&, const ImageView&, const SelfChain&, const ImageView&,
+                                  const SelfChain&, Workspace&, const BlockObserver*);
+}  // namespace detail
+
 class PairKernel {
  public:
-  /// Allocates the workspace for `net` (4 buffers of max_pixels² doubles unless the readout is flatten).
+  /// Allocates the workspace for `net` (4 blocks of max_pixels² doubles unless the readout is flatten).
+  /// The spatial part runs on the widest instruction set the CPU supports (AVX-512, AVX2 or baseline
+  /// x86-64, chosen once per process; EQNTK_ISA=baseline|avx2 narrows it). Different levels agree to a few
+  /// ulps, not bitwise: runs that must match bitwise use the same level.
   explicit PairKernel(Network net);
+  ~PairKernel();
+  PairKernel(PairKernel&&) noexcept;
+  PairKernel& operator=(PairKernel&&) noexcept;
 
   [[nodiscard]] const Network& network() const { return net_; }
 
@@ -83,7 +96,8 @@ class PairKernel {
   void check_input(const ImageView& x) const;
 
   Network net_;
-  std::vector<double> buf_[4];
+  std::unique_ptr<detail::Workspace> ws_;
+  detail::SpatialFn spatial_;
 };
 
 }  // namespace eqntk::kernel

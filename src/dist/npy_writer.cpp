@@ -1,0 +1,56 @@
+#include "eqntk/dist/npy_writer.hpp"
+
+#include <mpi.h>
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "eqntk/dist/collective.hpp"
+#include "eqntk/error.hpp"
+#include "eqntk/io/npy.hpp"
+
+namespace eqntk::dist {
+
+void write_npy_collective(const std::filesystem::path& path, const DistMatrix& a) {
+  const std::int64_t shape[2] = {a.rows(), a.cols()};
+  const std::string header = io::npy_header(shape, io::DType::f8);
+  const std::int64_t local = a.local_rows() * a.local_cols();
+  if (local > std::numeric_limits<int>::max()) throw IoError("local block of '" + path.string() + "' exceeds the MPI count range");
+  // Local part in C order, as the darray type expects it.
+  std::vector<double> buf(static_cast<std::size_t>(local));
+  for (std::int64_t li = 0; li < a.local_rows(); ++li)
+    for (std::int64_t lj = 0; lj < a.local_cols(); ++lj) buf[static_cast<std::size_t>(li * a.local_cols() + lj)] = a.local(li, lj);
+
+  MPI_File fh = MPI_FILE_NULL;
+  int rc = MPI_File_open(MPI_COMM_WORLD, path.c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh);
+  collectively([&] {
+    if (rc != MPI_SUCCESS) throw IoError("cannot open '" + path.string() + "' for writing (MPI-IO)");
+  });
+  // Every rank goes through every collective call below whatever fails; failures are agreed afterwards.
+  std::string failure;
+  MPI_File_set_size(fh, 0);
+  if (a.grid().rank() == 0 &&
+      MPI_File_write_at(fh, 0, header.data(), static_cast<int>(header.size()), MPI_CHAR, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    failure = "cannot write the header of '" + path.string() + "'";
+  if (a.rows() > 0 && a.cols() > 0) {
+    const int gsizes[2] = {static_cast<int>(a.rows()), static_cast<int>(a.cols())};
+    const int distribs[2] = {MPI_DISTRIBUTE_CYCLIC, MPI_DISTRIBUTE_CYCLIC};
+    const int dargs[2] = {static_cast<int>(a.block_size()), static_cast<int>(a.block_size())};
+    const int psizes[2] = {a.grid().prows(), a.grid().pcols()};
+    MPI_Datatype filetype = MPI_DATATYPE_NULL;
+    MPI_Type_create_darray(a.grid().size(), a.grid().rank(), 2, gsizes, distribs, dargs, psizes, MPI_ORDER_C, MPI_DOUBLE,
+                           &filetype);
+    MPI_Type_commit(&filetype);
+    MPI_File_set_view(fh, static_cast<MPI_Offset>(header.size()), MPI_DOUBLE, filetype, "native", MPI_INFO_NULL);
+    if (MPI_File_write_all(fh, buf.data(), static_cast<int>(local), MPI_DOUBLE, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+      failure = "cannot write '" + path.string() + "' (MPI-IO; disk full?)";
+    MPI_Type_free(&filetype);
+  }
+  MPI_File_close(&fh);
+  collectively([&] {
+    if (!failure.empty()) throw IoError(failure);
+  });
+}
+
+}  // namespace eqntk::dist

@@ -1,0 +1,295 @@
+#include "eqntk/io/dataset.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "eqntk/error.hpp"
+#include "eqntk/io/array.hpp"
+
+namespace eqntk::io {
+namespace {
+
+// SplitMix64: a tiny, portable generator (the same stream on every platform and compiler).
+struct SplitMix64 {
+  std::uint64_t state;
+  std::uint64_t next() {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, n) by rejection: exact, and the same on every platform.
+  std::uint64_t below(std::uint64_t n) {
+    const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    std::uint64_t r = next();
+    while (r >= limit) r = next();
+    return r % n;
+  }
+};
+
+std::string shape_text(const Shape& s) {
+  std::string t = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + (s.size() == 1 ? ",)" : ")");
+}
+
+kernel::ImageSet select(const kernel::ImageSet& in, const std::vector<std::int64_t>& rows) {
+  kernel::ImageSet out{in.shape, static_cast<std::int64_t>(rows.size()), {}};
+  const std::int64_t sz = in.image_size();
+  out.pixels.resize(static_cast<std::size_t>(out.count * sz));
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    std::copy_n(in.pixels.begin() + rows[r] * sz, sz, out.pixels.begin() + static_cast<std::int64_t>(r) * sz);
+  return out;
+}
+
+Targets select(const Targets& in, const std::vector<std::int64_t>& rows) {
+  Targets out = in;
+  out.classes.clear();
+  out.values.clear();
+  for (const std::int64_t r : rows) {
+    if (in.classification) out.classes.push_back(in.classes[static_cast<std::size_t>(r)]);
+    else
+      out.values.insert(out.values.end(), in.values.begin() + r * in.dim, in.values.begin() + (r + 1) * in.dim);
+  }
+  return out;
+}
+
+void subset(LabeledSet& set, std::int64_t n, std::uint64_t seed, const char* what) {
+  if (n < 0 || n == set.images.count) return;
+  if (n == 0) throw InvalidArgument(std::string("--n-") + what + " must be positive");
+  if (n > set.images.count)
+    throw InvalidArgument(std::string("--n-") + what + " " + std::to_string(n) + " exceeds the " +
+                          std::to_string(set.images.count) + " " + what + " images available");
+  const auto rows = seeded_subset(set.images.count, n, seed);
+  set.images = select(set.images, rows);
+  set.targets = select(set.targets, rows);
+  std::vector<std::int64_t> src;
+  for (const auto r : rows) src.push_back(set.source_index[static_cast<std::size_t>(r)]);
+  set.source_index = src;
+  set.rotation.assign(rows.size(), 0);
+}
+
+void rotate_image(const kernel::ImageSet& in, std::int64_t i, int r, double* out) {
+  const kernel::Image rotated = kernel::rot90(in.view(i), r);
+  std::copy(rotated.pixels.begin(), rotated.pixels.end(), out);
+}
+
+}  // namespace
+
+std::int64_t Targets::count() const {
+  return classification ? static_cast<std::int64_t>(classes.size()) : static_cast<std::int64_t>(values.size()) / dim;
+}
+
+std::int64_t Dataset::outputs() const { return train.targets.classification ? num_classes : train.targets.dim; }
+
+std::vector<double> Dataset::train_target_matrix() const {
+  const std::int64_t k = outputs();
+  const std::int64_t n = train.targets.count();
+  if (!train.targets.classification) return train.targets.values;
+  std::vector<double> y(static_cast<std::size_t>(n * k), -1.0 / static_cast<double>(k));
+  for (std::int64_t i = 0; i < n; ++i) y[static_cast<std::size_t>(i * k + train.targets.classes[static_cast<std::size_t>(i)])] += 1.0;
+  return y;
+}
+
+kernel::ImageSet load_images(const std::filesystem::path& path, ImageLayout layout, bool integer_pixels) {
+  const Array a = load_array(path);
+  const std::string name = "image file '" + path.string() + "'";
+  if (!integer_pixels && a.is_integer())
+    throw InvalidArgument(name + " has dtype " + std::string(npy_descr(a.dtype)) + ": expected float32 or float64");
+  kernel::ImageSet set;
+  if (a.shape.size() == 3) {
+    set.shape = {1, a.shape[1], a.shape[2]};
+  } else if (a.shape.size() == 4) {
+    set.shape = layout == ImageLayout::nhwc ? kernel::InputShape{a.shape[3], a.shape[1], a.shape[2]}
+                                            : kernel::InputShape{a.shape[1], a.shape[2], a.shape[3]};
+  } else {
+    throw InvalidArgument(name + " has shape " + shape_text(a.shape) +
+                          ": expected 4 dimensions (N,H,W,C for --layout nhwc, N,C,H,W for nchw) or 3 (N,H,W)");
+  }
+  set.count = a.shape[0];
+  if (set.count < 1 || set.shape.channels < 1 || set.shape.height < 1 || set.shape.width < 1)
+    throw InvalidArgument(name + " has an empty shape " + shape_text(a.shape));
+  std::vector<double> v = a.to_real();
+  if (a.is_integer())
+    for (double& x : v) x /= 255.0;
+  for (std::size_t e = 0; e < v.size(); ++e)
+    if (!std::isfinite(v[e]))
+      throw InvalidArgument(name + " contains " + (std::isnan(v[e]) ? "NaN" : "Inf") + " (image " +
+                            std::to_string(static_cast<std::int64_t>(e) / set.image_size()) + ")");
+  const std::int64_t c = set.shape.channels, h = set.shape.height, w = set.shape.width;
+  if (a.shape.size() == 4 && layout == ImageLayout::nhwc && c > 1) {
+    set.pixels.resize(v.size());
+    for (std::int64_t n = 0; n < set.count; ++n)
+      for (std::int64_t i = 0; i < h; ++i)
+        for (std::int64_t j = 0; j < w; ++j)
+          for (std::int64_t ch = 0; ch < c; ++ch)
+            set.pixels[static_cast<std::size_t>(((n * c + ch) * h + i) * w + j)] = v[static_cast<std::size_t>(((n * h + i) * w + j) * c + ch)];
+  } else {
+    set.pixels = std::move(v);  // NCHW, or a single channel where both layouts coincide
+  }
+  return set;
+}
+
+Targets load_targets(const std::filesystem::path& path) {
+  const Array a = load_array(path);
+  const std::string name = "label file '" + path.string() + "'";
+  Targets t;
+  if (a.is_integer()) {
+    if (a.shape.size() != 1) throw InvalidArgument(name + " has shape " + shape_text(a.shape) + ": integer class labels must be 1-D");
+    t.classification = true;
+    t.classes = a.integer;
+    for (std::size_t i = 0; i < t.classes.size(); ++i)
+      if (t.classes[i] < 0) throw InvalidArgument(name + ": label " + std::to_string(t.classes[i]) + " of image " + std::to_string(i) + " is negative");
+  } else {
+    if (a.shape.size() != 1 && a.shape.size() != 2)
+      throw InvalidArgument(name + " has shape " + shape_text(a.shape) + ": regression targets must be (N,) or (N, D)");
+    t.classification = false;
+    t.dim = a.shape.size() == 2 ? a.shape[1] : 1;
+    if (t.dim < 1) throw InvalidArgument(name + " has no target columns");
+    t.values = a.real;
+    for (std::size_t i = 0; i < t.values.size(); ++i)
+      if (!std::isfinite(t.values[i]))
+        throw InvalidArgument(name + " contains NaN/Inf (row " + std::to_string(static_cast<std::int64_t>(i) / t.dim) + ")");
+  }
+  return t;
+}
+
+LabeledSet labeled(kernel::ImageSet images, Targets targets) {
+  LabeledSet s{std::move(images), std::move(targets), {}, {}};
+  s.source_index.resize(static_cast<std::size_t>(s.images.count));
+  std::iota(s.source_index.begin(), s.source_index.end(), 0);
+  s.rotation.assign(static_cast<std::size_t>(s.images.count), 0);
+  return s;
+}
+
+std::vector<std::int64_t> seeded_subset(std::int64_t n, std::int64_t k, std::uint64_t seed) {
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  SplitMix64 rng{seed};
+  for (std::int64_t i = 0; i < k; ++i) {
+    const auto j = i + static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n - i)));
+    std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
+  }
+  idx.resize(static_cast<std::size_t>(k));
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+kernel::ImageSet downsample(const kernel::ImageSet& in, int f) {
+  const std::int64_t c = in.shape.channels, h = in.shape.height, w = in.shape.width;
+  if (f < 1) throw InvalidArgument("--downsample must be at least 1");
+  if (h % f != 0 || w % f != 0)
+    throw InvalidArgument("--downsample " + std::to_string(f) + " does not divide the image size " + std::to_string(h) + "x" + std::to_string(w));
+  kernel::ImageSet out{{c, h / f, w / f}, in.count, {}};
+  out.pixels.assign(static_cast<std::size_t>(in.count * c * (h / f) * (w / f)), 0.0);
+  const double inv = 1.0 / static_cast<double>(f * f);
+  for (std::int64_t n = 0; n < in.count; ++n)
+    for (std::int64_t ch = 0; ch < c; ++ch)
+      for (std::int64_t i = 0; i < h / f; ++i)
+        for (std::int64_t j = 0; j < w / f; ++j) {
+          double s = 0.0;
+          for (int a = 0; a < f; ++a)
+            for (int b = 0; b < f; ++b) s += in.pixels[static_cast<std::size_t>(((n * c + ch) * h + i * f + a) * w + j * f + b)];
+          out.pixels[static_cast<std::size_t>(((n * c + ch) * (h / f) + i) * (w / f) + j)] = s * inv;
+        }
+  return out;
+}
+
+Dataset prepare(LabeledSet train, LabeledSet test, const Preprocessing& opt) {
+  auto check_counts = [](const LabeledSet& s, const char* what) {
+    if (s.targets.count() != s.images.count)
+      throw InvalidArgument(std::string(what) + " labels: " + std::to_string(s.targets.count()) + " labels for " +
+                            std::to_string(s.images.count) + " images");
+  };
+  check_counts(train, "training");
+  check_counts(test, "test");
+  if (!(train.images.shape == test.images.shape))
+    throw InvalidArgument("training images are " + std::to_string(train.images.shape.channels) + "x" +
+                          std::to_string(train.images.shape.height) + "x" + std::to_string(train.images.shape.width) +
+                          " (CxHxW) but test images are " + std::to_string(test.images.shape.channels) + "x" +
+                          std::to_string(test.images.shape.height) + "x" + std::to_string(test.images.shape.width));
+  if (train.targets.classification != test.targets.classification)
+    throw InvalidArgument("training labels are " + std::string(train.targets.classification ? "integer classes" : "real targets") +
+                          " but test labels are " + (test.targets.classification ? "integer classes" : "real targets"));
+  if (!train.targets.classification && train.targets.dim != test.targets.dim)
+    throw InvalidArgument("training targets have " + std::to_string(train.targets.dim) + " columns, test targets " +
+                          std::to_string(test.targets.dim));
+  Dataset d;
+  if (train.targets.classification) {
+    std::int64_t max_label = 0;
+    for (const auto l : train.targets.classes) max_label = std::max(max_label, l);
+    for (const auto l : test.targets.classes) max_label = std::max(max_label, l);
+    d.num_classes = opt.num_classes > 0 ? opt.num_classes : max_label + 1;
+    if (max_label >= d.num_classes)
+      throw InvalidArgument("label " + std::to_string(max_label) + " is out of range for --classes " + std::to_string(d.num_classes));
+    if (d.num_classes < 2) throw InvalidArgument("classification needs at least 2 classes (all labels are 0)");
+  }
+  subset(train, opt.n_train, opt.seed, "train");
+  subset(test, opt.n_test, opt.seed ^ 0x5DEECE66DULL, "test");
+  if (opt.downsample != 1) {
+    train.images = downsample(train.images, opt.downsample);
+    test.images = downsample(test.images, opt.downsample);
+  }
+  if (opt.standardize) {
+    const std::int64_t c = train.images.shape.channels;
+    const std::int64_t hw = train.images.shape.height * train.images.shape.width;
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+      double sum = 0.0, sq = 0.0;
+      for (std::int64_t n = 0; n < train.images.count; ++n)
+        for (std::int64_t p = 0; p < hw; ++p) sum += train.images.pixels[static_cast<std::size_t>((n * c + ch) * hw + p)];
+      const double count = static_cast<double>(train.images.count * hw);
+      const double mean = sum / count;
+      for (std::int64_t n = 0; n < train.images.count; ++n)
+        for (std::int64_t p = 0; p < hw; ++p) {
+          const double dlt = train.images.pixels[static_cast<std::size_t>((n * c + ch) * hw + p)] - mean;
+          sq += dlt * dlt;
+        }
+      const double sd = std::sqrt(sq / count);
+      const double scale = sd > 0 ? 1.0 / sd : 1.0;
+      for (auto* set : {&train.images, &test.images})
+        for (std::int64_t n = 0; n < set->count; ++n)
+          for (std::int64_t p = 0; p < hw; ++p) {
+            double& x = set->pixels[static_cast<std::size_t>((n * c + ch) * hw + p)];
+            x = (x - mean) * scale;
+          }
+    }
+  }
+  if ((opt.rotate_test || opt.augment) && train.images.shape.height != train.images.shape.width)
+    throw InvalidArgument("--rotate-test and --augment need square images");
+  if (opt.rotate_test) {
+    SplitMix64 rng{opt.seed ^ 0xA5A5A5A5DEADBEEFULL};
+    const std::int64_t sz = test.images.image_size();
+    for (std::int64_t n = 0; n < test.images.count; ++n) {
+      const int r = static_cast<int>(rng.below(4));
+      test.rotation[static_cast<std::size_t>(n)] = r;
+      if (r != 0) rotate_image(test.images, n, r, test.images.pixels.data() + n * sz);
+    }
+  }
+  if (opt.augment) {
+    LabeledSet aug;
+    aug.images = {train.images.shape, 4 * train.images.count, {}};
+    const std::int64_t sz = train.images.image_size();
+    aug.images.pixels.resize(static_cast<std::size_t>(aug.images.count * sz));
+    aug.targets = train.targets;
+    aug.targets.classes.clear();
+    aug.targets.values.clear();
+    for (std::int64_t n = 0; n < train.images.count; ++n)
+      for (int r = 0; r < 4; ++r) {
+        rotate_image(train.images, n, r, aug.images.pixels.data() + (4 * n + r) * sz);
+        if (train.targets.classification) aug.targets.classes.push_back(train.targets.classes[static_cast<std::size_t>(n)]);
+        else
+          aug.targets.values.insert(aug.targets.values.end(), train.targets.values.begin() + n * train.targets.dim,
+                                    train.targets.values.begin() + (n + 1) * train.targets.dim);
+        aug.source_index.push_back(train.source_index[static_cast<std::size_t>(n)]);
+        aug.rotation.push_back(r);
+      }
+    train = std::move(aug);
+  }
+  d.train = std::move(train);
+  d.test = std::move(test);
+  return d;
+}
+
+}  // namespace eqntk::io

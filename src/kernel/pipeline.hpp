@@ -1,0 +1,52 @@
+// The spatial part of the fast engine (private to src/kernel), compiled once per instruction-set level
+// and chosen at run time.
+//
+// One rotation block B_Δ is pushed through the layers plane by plane: a plane is the (i', j') matrix of
+// one x-side position t = (i, j). For output slab i (all j), pass A sums the q input slabs i+a into a mid
+// slab that stays in L2; pass B then builds each output plane from q mid planes. A nonlinearity between
+// two layers is applied lazily, in place, to each input slab just before its first use; the last layer
+// before the readout hands each output plane straight to its nonlinearity and the pooled sums, so its
+// output is never stored. With an observer every state is materialised instead (tests).
+#pragma once
+
+#include <vector>
+
+#include "eqntk/kernel/pair_kernel.hpp"
+
+namespace eqntk::kernel::detail {
+
+/// Scratch memory of one PairKernel.
+struct Workspace {
+  std::vector<double> block[4];  // two (K, Θ) pairs of full blocks: current input and next output
+  std::vector<double> mid_k, mid_t;      // one slab after pass A
+  std::vector<double> plane_k, plane_t;  // one output plane
+  void reserve(const Network& net);
+};
+
+/// Pooled (gpool/gap) NNGP and NTK of the spatial stages for one pair: the mean over Δ, t, t' of the
+/// post-activation kernels at the readout. Preconditions as PairKernel::evaluate (readout not flatten).
+using SpatialFn = KernelValue (*)(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
+                                  const SelfChain& sx2, Workspace& ws, const BlockObserver* observer);
+
+enum class Isa { baseline, avx2, avx512 };
+
+/// The implementation for `isa`; best_isa() is the widest the CPU supports, unless EQNTK_ISA
+/// (baseline|avx2|avx512) in the environment asks for a narrower one.
+[[nodiscard]] SpatialFn spatial_for(Isa isa);
+[[nodiscard]] Isa best_isa();
+[[nodiscard]] const char* isa_name(Isa isa);
+
+namespace isa_baseline {
+KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,
+                    const BlockObserver*);
+}
+namespace isa_avx2 {
+KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,
+                    const BlockObserver*);
+}
+namespace isa_avx512 {
+KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,
+                    const BlockObserver*);
+}
+
+}  // namespace eqntk::kernel::detail
