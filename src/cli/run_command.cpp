@@ -345,7 +345,6 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
   // Validate the cheap things first, identically on every rank.
   kernel::Architecture arch = kernel::Architecture::parse(c.arch_text);
   const auto [prows, pcols] = dist::ProcessGrid::parse_shape(c.grid_text, nranks);
-  dist::on_root([&] { check_output_dir(c); });
 
   // Data: rank 0 loads, checks and preprocesses; everyone receives the result.
   auto t0 = Clock::now();
@@ -360,6 +359,8 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
   MPI_Bcast(&data.num_classes, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
   const double seconds_load = seconds_since(t0);
   const kernel::Network net(arch, data.train.images.shape);  // same verdict on every rank
+  // Only now, with every input validated, may --out be created (a rejected run leaves nothing behind).
+  dist::on_root([&] { check_output_dir(c); });
   const std::int64_t n = data.train.images.count, m = data.test.images.count, k = data.outputs();
   log("[data] " + std::to_string(n) + " training and " + std::to_string(m) + " test images of " +
       std::to_string(net.input_shape().channels) + "x" + std::to_string(net.input_shape().height) + "x" +

@@ -8,6 +8,7 @@
 #include <numbers>
 
 #include "eqntk/kernel/box.hpp"
+#include "eqntk/kernel/dual.hpp"
 #include "pipeline.hpp"
 
 #ifndef EQNTK_ISA_NS

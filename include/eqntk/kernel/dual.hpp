@@ -19,10 +19,17 @@ struct DualValue {
   double sigma_dot = 0.0;
 };
 
+/// Relative size of q1·q2 − c² below which a pair counts as exactly collinear (|ρ| = 1).
+/// At ρ = ±1, θ = atan2(s, c) turns a rounding residual ε·q1q2 in s² into θ ≈ √ε: the ReLU Σ̇ is only
+/// Hölder-½ there, so unsnapped self-pairs (every entry (t,t) of K(x,x)) would carry ~1e-8 noise that
+/// depends on summation order. Snapping moves genuinely near-collinear entries by at most √(64ε)/(2π).
+inline constexpr double kCollinearSnap = 64 * 2.220446049250313e-16;
+
 /// ReLU arc-cosine kernel of degree 1 (Cho & Saul). Uses atan2 so that rounding can never push
 /// c/√(q1 q2) past 1; s = c = 0 (zero-variance positions) gives θ = π/2, never NaN.
 inline DualValue relu_dual(double q1, double q2, double c) {
-  const double s = std::sqrt(std::max(q1 * q2 - c * c, 0.0));
+  const double det = q1 * q2 - c * c;
+  const double s = det > kCollinearSnap * q1 * q2 ? std::sqrt(det) : 0.0;
   const double theta = (s == 0.0 && c == 0.0) ? std::numbers::pi / 2 : std::atan2(s, c);
   return {(s + (std::numbers::pi - theta) * c) / (2 * std::numbers::pi),
           (std::numbers::pi - theta) / (2 * std::numbers::pi)};

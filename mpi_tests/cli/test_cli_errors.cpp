@@ -1,0 +1,646 @@
+// Bad-input suite for the real `eqntk` binary (STYLE.md, Errors): for every bad input the process must
+// end quickly with a non-zero exit code (2 for usage/input, 1 for a runtime failure such as a singular
+// kernel), print exactly one `eqntk: error:` line naming the problem, show nothing that looks like a crash,
+// and leave no output file and no `.partial` behind. `eqntk run` cases run on 1 rank (the binary started
+// directly) and under mpiexec with 2 and 3 ranks; a positive control per command tells a broken binary
+// from a correct rejection.
+//
+// Fixtures are written into a fresh temporary directory per test: .npy through io::write_npy (or a
+// header from io::npy_header plus raw bytes for other dtypes), IDX and corrupt files byte by byte,
+// gzip through zlib. The binary and mpiexec come from CMake (EQNTK_BINARY, EQNTK_MPIEXEC).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eqntk/io/array.hpp"
+#include "eqntk/io/npy.hpp"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using namespace std::string_literals;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+// A rejection must come back well inside the CTest TIMEOUT; the process is killed at kKillSeconds and
+// a run slower than kMaxSeconds counts as a hang (oversubscribed mpiexec start-up is about a second).
+constexpr double kKillSeconds = 60.0;
+constexpr double kMaxSeconds = 30.0;
+
+struct Result {
+  int exit_code = -1;  // the exit status, or 128 + signal
+  bool timed_out = false;
+  double seconds = 0.0;
+  std::string out, err;
+  std::string command;
+};
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const fs::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write fixture " + p.string());
+}
+
+// Starts argv[0] with the given arguments in its own process group, stdout/stderr to files in
+// `capture_dir`, stdin from /dev/null; kills the group after kKillSeconds.
+Result spawn_and_wait(const std::vector<std::string>& argv, const fs::path& capture_dir) {
+  Result r;
+  for (const auto& a : argv) r.command += a + " ";
+  const fs::path out_path = capture_dir / "stdout.txt", err_path = capture_dir / "stderr.txt";
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+
+  // mpiexec refuses to start as root without these; harmless otherwise.
+  std::vector<std::string> env_store{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+                                     "OMPI_MCA_rmaps_base_oversubscribe=1", "OMP_NUM_THREADS=1"};
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv = *e;
+    const std::string key = kv.substr(0, kv.find('='));
+    if (key != "OMPI_ALLOW_RUN_AS_ROOT" && key != "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM" &&
+        key != "OMPI_MCA_rmaps_base_oversubscribe" && key != "OMP_NUM_THREADS")
+      env_store.push_back(kv);
+  }
+  std::vector<char*> envp, args;
+  for (auto& kv : env_store) envp.push_back(kv.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_store = argv;
+  for (auto& a : argv_store) args.push_back(a.data());
+  args.push_back(nullptr);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, args[0], &fa, &attr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error("posix_spawn " + argv[0] + " failed: " + std::to_string(rc));
+  int status = 0;
+  for (;;) {
+    const pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0) throw std::runtime_error("waitpid failed");
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > kKillSeconds) {
+      r.timed_out = true;
+      kill(-pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Ranks left behind by a dying mpiexec would hold the group; make sure nothing survives the test.
+  kill(-pid, SIGKILL);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_text(out_path);
+  r.err = read_text(err_path);
+  return r;
+}
+
+std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> found;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) found.push_back(line);
+  return found;
+}
+
+// Everything below `root`, as relative paths (directories end with '/').
+std::set<std::string> tree(const fs::path& root) {
+  std::set<std::string> names;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    std::string rel = fs::relative(e.path(), root).string();
+    if (e.is_directory()) rel += '/';
+    names.insert(rel);
+  }
+  return names;
+}
+
+// Deterministic pixel values in [-1, 1], distinct per image.
+std::vector<double> pixels(std::int64_t count, double seed) {
+  std::vector<double> v(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) v[static_cast<std::size_t>(i)] = std::sin(0.7 * static_cast<double>(i) + seed);
+  return v;
+}
+
+// An IDX file: 00 00 <type> <ndims>, big-endian int32 dimensions, payload.
+std::string idx_bytes(unsigned char type, const std::vector<std::int32_t>& dims, const std::string& payload) {
+  std::string out = "\0\0"s + static_cast<char>(type) + static_cast<char>(dims.size());
+  for (const auto d : dims)
+    for (int s = 24; s >= 0; s -= 8) out += static_cast<char>((static_cast<std::uint32_t>(d) >> s) & 0xFF);
+  return out + payload;
+}
+
+// A one-member gzip stream of `data`.
+std::string gzip(const std::string& data) {
+  z_stream zs{};
+  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::runtime_error("deflateInit2");
+  std::string out(deflateBound(&zs, static_cast<uLong>(data.size())) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) throw std::runtime_error("deflate");
+  return out;
+}
+
+// Per test: a fresh work directory (fixtures and outputs) and a capture directory beside it.
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string templ = (fs::temp_directory_path() / "eqntk-cli-XXXXXX").string();
+    if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    root_ = templ;
+    work_ = root_ / "work";
+    capture_ = root_ / "capture";
+    fs::create_directories(work_);
+    fs::create_directories(capture_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  [[nodiscard]] fs::path path(const std::string& name) const { return work_ / name; }
+
+  // N×H×W×C float64 images, NHWC, via io::write_npy.
+  fs::path images_npy(const std::string& name, std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c = 1,
+                      double seed = 0.0) const {
+    const std::int64_t shape[4] = {n, h, w, c};
+    const auto v = pixels(n * h * w * c, seed);
+    eqntk::io::write_npy(path(name), shape, std::span<const double>(v));
+    return path(name);
+  }
+  fs::path array_npy(const std::string& name, std::vector<std::int64_t> shape, std::vector<double> v) const {
+    eqntk::io::write_npy(path(name), shape, std::span<const double>(v));
+    return path(name);
+  }
+  fs::path labels_npy(const std::string& name, const std::vector<std::int64_t>& labels) const {
+    const std::int64_t shape[1] = {static_cast<std::int64_t>(labels.size())};
+    eqntk::io::write_npy(path(name), shape, std::span<const std::int64_t>(labels));
+    return path(name);
+  }
+  // Alternating classes 0, 1, 0, 1, ...
+  fs::path labels_npy(const std::string& name, std::int64_t n) const {
+    std::vector<std::int64_t> l;
+    for (std::int64_t i = 0; i < n; ++i) l.push_back(i % 2);
+    return labels_npy(name, l);
+  }
+  fs::path bytes_file(const std::string& name, const std::string& bytes) const {
+    write_bytes(path(name), bytes);
+    return path(name);
+  }
+
+  // Runs `eqntk args...` on `ranks` processes (1: the binary itself; otherwise under mpiexec).
+  Result eqntk(const std::vector<std::string>& args, int ranks = 1) const {
+    std::vector<std::string> argv;
+    if (ranks > 1) argv = {EQNTK_MPIEXEC, EQNTK_MPIEXEC_NUMPROC_FLAG, std::to_string(ranks), "--oversubscribe"};
+    argv.emplace_back(EQNTK_BINARY);
+    argv.insert(argv.end(), args.begin(), args.end());
+    return spawn_and_wait(argv, capture_);
+  }
+
+  // Runs the command and checks the whole contract of a rejection: the exit code, exactly one error
+  // line containing every `needle`, no sign of a crash, no hang, and no new file under the work
+  // directory (so no output and no .partial). An empty --out directory created before a runtime
+  // failure is allowed only when `allow_empty_dirs`.
+  void expect_rejected(const std::vector<std::string>& args, int ranks, int code,
+                       const std::vector<std::string>& needles, bool allow_empty_dirs = false) const {
+    const auto before = tree(work_);
+    const Result r = eqntk(args, ranks);
+    const std::string where = "\n  command: " + r.command + "\n  stdout: " + r.out + "\n  stderr: " + r.err;
+    if (std::getenv("EQNTK_CLI_TESTS_VERBOSE") != nullptr)
+      std::printf("exit %d after %.2f s; stderr:\n%s", r.exit_code, r.seconds, r.err.c_str());
+    EXPECT_FALSE(r.timed_out) << "killed after " << kKillSeconds << " s" << where;
+    EXPECT_LT(r.seconds, kMaxSeconds) << where;
+    EXPECT_EQ(r.exit_code, code) << where;
+    const auto errors = lines_starting(r.err, "eqntk: error:");
+    ASSERT_EQ(errors.size(), 1u) << "expected exactly one error line" << where;
+    for (const auto& n : needles) EXPECT_NE(errors[0].find(n), std::string::npos) << "missing '" << n << "'" << where;
+    for (const char* crash : {"terminate called", "Segmentation", "MPI_ABORT", "MPI_Abort", "std::", "core dumped",
+                              "internal error", "Aborted", "mpirun noticed that process"}) {
+      EXPECT_EQ(r.err.find(crash), std::string::npos) << "crash marker '" << crash << "'" << where;
+      EXPECT_EQ(r.out.find(crash), std::string::npos) << "crash marker '" << crash << "'" << where;
+    }
+    const auto after = tree(work_);
+    for (const auto& name : after) {
+      if (before.count(name) != 0u) continue;
+      const bool empty_dir = name.back() == '/' && fs::is_empty(work_ / name);
+      EXPECT_TRUE(allow_empty_dirs && empty_dir) << "left behind: " << name << where;
+    }
+    for (const auto& name : before) EXPECT_EQ(after.count(name), 1u) << "removed: " << name << where;
+  }
+
+  // Runs the command and expects success.
+  Result expect_success(const std::vector<std::string>& args, int ranks = 1) const {
+    const Result r = eqntk(args, ranks);
+    const std::string where = "\n  command: " + r.command + "\n  stdout: " + r.out + "\n  stderr: " + r.err;
+    EXPECT_FALSE(r.timed_out) << where;
+    EXPECT_EQ(r.exit_code, kExitOk) << where;
+    EXPECT_TRUE(lines_starting(r.err, "eqntk: error:").empty()) << where;
+    return r;
+  }
+
+  // No `.partial` anywhere under the work directory.
+  void expect_no_partials() const {
+    for (const auto& name : tree(work_)) EXPECT_EQ(name.find(".partial"), std::string::npos) << name;
+  }
+
+  fs::path root_, work_, capture_;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// eqntk kernel
+// ---------------------------------------------------------------------------------------------------
+
+class KernelCli : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    x_ = images_npy("x.npy", 4, 6, 6).string();
+  }
+  // `eqntk kernel` with a working architecture and both outputs, plus `extra`.
+  std::vector<std::string> args(const std::string& x1, std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a{"kernel", "--x1", x1, "--arch", kCnn, "--nngp", path("K.npy").string(),
+                               "--ntk", path("T.npy").string()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  std::vector<std::string> with_arch(const std::string& arch) const {
+    return {"kernel", "--x1", x_, "--arch", arch, "--nngp", path("K.npy").string()};
+  }
+  static constexpr const char* kCnn = "conv:k=3,relu,gap,dense";
+  std::string x_;
+};
+
+TEST_F(KernelCli, ValidRunWritesBothMatrices) {
+  expect_success(args(x_, {"--x2", images_npy("x2.npy", 3, 6, 6, 1, 1.0).string()}));
+  const auto k = eqntk::io::read_npy(path("K.npy"));
+  const auto t = eqntk::io::read_npy(path("T.npy"));
+  EXPECT_EQ(k.shape, (eqntk::io::Shape{4, 3}));
+  EXPECT_EQ(t.shape, (eqntk::io::Shape{4, 3}));
+  expect_no_partials();
+}
+
+TEST_F(KernelCli, ValidGroupNetworkRunSucceeds) {
+  expect_success({"kernel", "--x1", x_, "--arch", "lift:k=3,relu,gconv:k=3,relu,gpool,dense", "--ntk",
+                  path("T.npy").string()});
+  EXPECT_EQ(eqntk::io::read_npy(path("T.npy")).shape, (eqntk::io::Shape{4, 4}));
+  expect_no_partials();
+}
+
+TEST_F(KernelCli, RejectsMissingX1File) {
+  expect_rejected(args(path("absent.npy").string()), 1, kExitUsage, {"absent.npy", "no such file"});
+}
+
+TEST_F(KernelCli, RejectsTruncatedNpy) {
+  std::string bytes = read_text(x_);
+  bytes.resize(bytes.size() - 17);
+  bytes_file("cut.npy", bytes);
+  expect_rejected(args(path("cut.npy").string()), 1, kExitUsage, {"cut.npy", "truncated"});
+}
+
+TEST_F(KernelCli, RejectsFileThatIsNotNpy) {
+  bytes_file("text.npy", "these are not the images you are looking for\n");
+  expect_rejected(args(path("text.npy").string()), 1, kExitUsage, {"text.npy", "not a .npy"});
+}
+
+TEST_F(KernelCli, RejectsInt64Pixels) {
+  const std::int64_t shape[4] = {2, 6, 6, 1};
+  const std::vector<std::int64_t> v(72, 3);
+  eqntk::io::write_npy(path("int.npy"), shape, std::span<const std::int64_t>(v));
+  expect_rejected(args(path("int.npy").string()), 1, kExitUsage, {"int.npy", "<i8", "float"});
+}
+
+TEST_F(KernelCli, RejectsUint8Pixels) {
+  const std::int64_t shape[4] = {2, 6, 6, 1};
+  bytes_file("u8.npy", eqntk::io::npy_header(shape, eqntk::io::DType::u1) + std::string(72, '\x07'));
+  expect_rejected(args(path("u8.npy").string()), 1, kExitUsage, {"u8.npy", "|u1", "float"});
+}
+
+TEST_F(KernelCli, Rejects2dArray) {
+  array_npy("flat.npy", {4, 36}, pixels(144, 0.0));
+  expect_rejected(args(path("flat.npy").string()), 1, kExitUsage, {"flat.npy", "(4, 36)", "4 dimensions"});
+}
+
+TEST_F(KernelCli, Rejects5dArray) {
+  array_npy("five.npy", {2, 6, 6, 1, 1}, pixels(72, 0.0));
+  expect_rejected(args(path("five.npy").string()), 1, kExitUsage, {"five.npy", "(2, 6, 6, 1, 1)", "4 dimensions"});
+}
+
+TEST_F(KernelCli, RejectsNanPixel) {
+  auto v = pixels(144, 0.0);
+  v[40] = std::numeric_limits<double>::quiet_NaN();
+  array_npy("nan.npy", {4, 6, 6, 1}, v);
+  expect_rejected(args(path("nan.npy").string()), 1, kExitUsage, {"nan.npy", "NaN", "image 1"});
+}
+
+TEST_F(KernelCli, RejectsInfPixel) {
+  auto v = pixels(144, 0.0);
+  v[143] = -std::numeric_limits<double>::infinity();
+  array_npy("inf.npy", {4, 6, 6, 1}, v);
+  expect_rejected(args(path("inf.npy").string()), 1, kExitUsage, {"inf.npy", "Inf", "image 3"});
+}
+
+TEST_F(KernelCli, RejectsChannelMismatchBetweenX1AndX2) {
+  images_npy("x2.npy", 3, 6, 6, 2);
+  expect_rejected(args(x_, {"--x2", path("x2.npy").string()}), 1, kExitUsage, {"1x6x6", "2x6x6", "x2"});
+}
+
+TEST_F(KernelCli, RejectsSizeMismatchBetweenX1AndX2) {
+  images_npy("x2.npy", 3, 8, 8);
+  expect_rejected(args(x_, {"--x2", path("x2.npy").string()}), 1, kExitUsage, {"1x6x6", "1x8x8"});
+}
+
+TEST_F(KernelCli, RejectsUnknownLayer) {
+  expect_rejected(with_arch("conv:k=3,tanh,gap,dense"), 1, kExitUsage, {"invalid architecture", "unknown layer 'tanh'"});
+}
+
+TEST_F(KernelCli, RejectsEvenFilterSize) {
+  expect_rejected(with_arch("conv:k=4,relu,gap,dense"), 1, kExitUsage, {"conv:k=4", "must be odd"});
+}
+
+TEST_F(KernelCli, RejectsGconvBeforeLift) {
+  expect_rejected(with_arch("gconv:k=3,relu,gpool,dense"), 1, kExitUsage, {"gconv", "preceding lift"});
+}
+
+TEST_F(KernelCli, RejectsC4LayerOnNonSquareImage) {
+  images_npy("wide.npy", 2, 6, 8);
+  expect_rejected({"kernel", "--x1", path("wide.npy").string(), "--arch", "lift:k=3,relu,gpool,dense", "--nngp",
+                   path("K.npy").string()},
+                  1, kExitUsage, {"lift", "square"});
+}
+
+TEST_F(KernelCli, RejectsDenseBeforePooling) {
+  expect_rejected(with_arch("conv:k=3,relu,dense"), 1, kExitUsage, {"dense before pooling"});
+}
+
+TEST_F(KernelCli, RejectsPoolingTwice) {
+  expect_rejected(with_arch("conv:k=3,relu,gap,flatten,dense"), 1, kExitUsage, {"flatten", "pooling twice"});
+}
+
+TEST_F(KernelCli, RejectsMissingOutputs) {
+  expect_rejected({"kernel", "--x1", x_, "--arch", kCnn}, 1, kExitUsage, {"--nngp", "--ntk"});
+}
+
+TEST_F(KernelCli, RejectsOutputInsideRegularFile) {
+  bytes_file("plain", "a regular file\n");
+  expect_rejected({"kernel", "--x1", x_, "--arch", kCnn, "--nngp", path("plain/K.npy").string()}, 1, kExitUsage,
+                  {"plain/K.npy", "cannot create"});
+}
+
+TEST_F(KernelCli, RejectsOutputInMissingDirectory) {
+  expect_rejected({"kernel", "--x1", x_, "--arch", kCnn, "--ntk", path("nodir/T.npy").string()}, 1, kExitUsage,
+                  {"nodir/T.npy", "cannot create"});
+}
+
+TEST_F(KernelCli, RejectsSecondUnwritableOutputWithoutLeavingTheFirst) {
+  expect_rejected({"kernel", "--x1", x_, "--arch", kCnn, "--nngp", path("K.npy").string(), "--ntk",
+                   path("nodir/T.npy").string()},
+                  1, kExitUsage, {"nodir/T.npy"});
+}
+
+TEST_F(KernelCli, RejectsUnknownOption) {
+  expect_rejected(args(x_, {"--colour", "blue"}), 1, kExitUsage, {"colour"});
+}
+
+// ---------------------------------------------------------------------------------------------------
+// eqntk run, on 1, 2 and 3 ranks
+// ---------------------------------------------------------------------------------------------------
+
+class RunCli : public CliTest, public ::testing::WithParamInterface<int> {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    images_npy("train.npy", kTrain, 8, 8, 1, 0.0);
+    labels_npy("train_labels.npy", kTrain);
+    images_npy("test.npy", kTest, 8, 8, 1, 2.0);
+    labels_npy("test_labels.npy", kTest);
+  }
+  [[nodiscard]] int ranks() const { return GetParam(); }
+
+  // A valid `eqntk run` on the default fixtures; `replace` swaps option values, `extra` appends.
+  std::vector<std::string> args(const std::vector<std::pair<std::string, std::string>>& replace = {},
+                                const std::vector<std::string>& extra = {}) const {
+    std::vector<std::pair<std::string, std::string>> opts{{"--train-images", path("train.npy").string()},
+                                                          {"--train-labels", path("train_labels.npy").string()},
+                                                          {"--test-images", path("test.npy").string()},
+                                                          {"--test-labels", path("test_labels.npy").string()},
+                                                          {"--arch", "conv:k=3,relu,gap,dense"},
+                                                          {"--times", "inf,1"},
+                                                          {"--kernel", "both"},
+                                                          {"--block-size", "4"},
+                                                          {"--out", path("out").string()}};
+    for (const auto& [k, v] : replace) {
+      bool found = false;
+      for (auto& o : opts)
+        if (o.first == k) {
+          o.second = v;
+          found = true;
+        }
+      if (!found) opts.emplace_back(k, v);
+    }
+    std::vector<std::string> a{"run", "--quiet"};
+    for (const auto& [k, v] : opts)
+      if (!v.empty()) {
+        a.push_back(k);
+        a.push_back(v);
+      }
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  void expect_run_rejected(const std::vector<std::string>& a, const std::vector<std::string>& needles) const {
+    expect_rejected(a, ranks(), kExitUsage, needles);
+  }
+  void expect_complete_outputs() const {
+    for (const char* f : {"metrics.json", "test_info.npy", "predictions_ntk_tinf.npy", "predictions_ntk_t1.npy",
+                          "predictions_nngp_tinf.npy", "predictions_nngp_t1.npy"})
+      EXPECT_TRUE(fs::is_regular_file(path("out") / f)) << f;
+    EXPECT_EQ(eqntk::io::read_npy(path("out") / "predictions_ntk_tinf.npy").shape, (eqntk::io::Shape{kTest, 2}));
+    expect_no_partials();
+  }
+  static constexpr std::int64_t kTrain = 8, kTest = 4;
+};
+
+TEST_P(RunCli, ValidRunWritesEveryOutput) {
+  expect_success(args(), ranks());
+  expect_complete_outputs();
+}
+
+TEST_P(RunCli, RejectsMissingTrainImageFile) {
+  expect_run_rejected(args({{"--train-images", path("absent.npy").string()}}), {"absent.npy", "no such file"});
+}
+
+TEST_P(RunCli, RejectsTruncatedPlainIdx) {
+  std::string payload(kTrain * 64, '\x10');
+  std::string bytes = idx_bytes(0x08, {kTrain, 8, 8}, payload);
+  bytes.resize(bytes.size() - 100);
+  bytes_file("train-idx3-ubyte", bytes);
+  expect_run_rejected(args({{"--train-images", path("train-idx3-ubyte").string()}}), {"train-idx3-ubyte'", "truncated IDX"});
+}
+
+TEST_P(RunCli, RejectsTruncatedGzipIdx) {
+  std::string payload;
+  for (int i = 0; i < kTrain * 64; ++i) payload += static_cast<char>((i * 37) & 0xFF);
+  std::string bytes = gzip(idx_bytes(0x08, {kTrain, 8, 8}, payload));
+  bytes.resize(bytes.size() / 2);
+  bytes_file("train-idx3-ubyte.gz", bytes);
+  expect_run_rejected(args({{"--train-images", path("train-idx3-ubyte.gz").string()}}),
+                      {"train-idx3-ubyte.gz", "truncated gzip"});
+}
+
+TEST_P(RunCli, RejectsGzipIdxWithTruncatedContent) {
+  std::string bytes = idx_bytes(0x08, {kTrain}, "\x01\x00\x01"s);  // header says 8 labels, 3 follow
+  bytes_file("labels-idx1-ubyte.gz", gzip(bytes));
+  expect_run_rejected(args({{"--train-labels", path("labels-idx1-ubyte.gz").string()}}),
+                      {"labels-idx1-ubyte.gz", "truncated IDX"});
+}
+
+TEST_P(RunCli, RejectsLabelCountDifferentFromImageCount) {
+  labels_npy("short_labels.npy", kTrain - 1);
+  expect_run_rejected(args({{"--train-labels", path("short_labels.npy").string()}}), {"training labels", "7 labels for 8 images"});
+}
+
+TEST_P(RunCli, RejectsLabelOutOfRangeForClasses) {
+  labels_npy("three.npy", {0, 1, 2, 0, 1, 2, 0, 1});
+  expect_run_rejected(args({{"--train-labels", path("three.npy").string()}, {"--classes", "2"}}),
+                      {"label 2", "--classes 2"});
+}
+
+TEST_P(RunCli, RejectsNegativeLabel) {
+  labels_npy("negative.npy", {0, 1, 0, -1, 1, 0, 1, 0});
+  expect_run_rejected(args({{"--train-labels", path("negative.npy").string()}}), {"negative.npy", "negative", "image 3"});
+}
+
+TEST_P(RunCli, RejectsNanInImages) {
+  auto v = pixels(kTrain * 64, 0.0);
+  v[5 * 64 + 3] = std::numeric_limits<double>::quiet_NaN();
+  array_npy("nan.npy", {kTrain, 8, 8, 1}, v);
+  expect_run_rejected(args({{"--train-images", path("nan.npy").string()}}), {"nan.npy", "NaN", "image 5"});
+}
+
+TEST_P(RunCli, RejectsTestImagesOfAnotherSize) {
+  images_npy("test6.npy", kTest, 6, 6);
+  expect_run_rejected(args({{"--test-images", path("test6.npy").string()}}), {"1x8x8", "1x6x6"});
+}
+
+TEST_P(RunCli, RejectsGridThatDoesNotMatchRankCount) {
+  const std::string grid = std::to_string(ranks() + 1) + "x1";
+  expect_run_rejected(args({{"--grid", grid}}), {"--grid " + grid, "the job has " + std::to_string(ranks())});
+}
+
+TEST_P(RunCli, RejectsMalformedGrid) { expect_run_rejected(args({{"--grid", "abc"}}), {"--grid", "'abc'"}); }
+
+TEST_P(RunCli, RejectsZeroBlockSize) { expect_run_rejected(args({{"--block-size", "0"}}), {"--block-size", "0"}); }
+
+TEST_P(RunCli, RejectsNegativeBlockSize) {
+  expect_run_rejected(args({{"--block-size", ""}}, {"--block-size=-3"}), {"--block-size", "-3"});
+}
+
+TEST_P(RunCli, RejectsZeroThreads) { expect_run_rejected(args({{"--threads", "0"}}), {"--threads", "0"}); }
+
+TEST_P(RunCli, RejectsNegativeTime) {
+  expect_run_rejected(args({{"--times", ""}}, {"--times=inf,-1"}), {"--times", "'-1'"});
+}
+
+TEST_P(RunCli, RejectsGarbageTime) {
+  expect_run_rejected(args({{"--times", "1,soon"}}), {"--times", "'soon'"});
+}
+
+TEST_P(RunCli, RejectsOutThatIsARegularFile) {
+  bytes_file("out", "occupied\n");
+  expect_run_rejected(args(), {"/out'", "not a directory"});
+}
+
+TEST_P(RunCli, RejectsExistingOutputsWithoutOverwriteThenOverwriteSucceeds) {
+  fs::create_directories(path("out"));
+  bytes_file("out/metrics.json", "{}\n");
+  expect_run_rejected(args(), {"metrics.json", "--overwrite"});
+  EXPECT_EQ(read_text(path("out/metrics.json")), "{}\n");
+  expect_success(args({}, {"--overwrite"}), ranks());
+  EXPECT_NE(read_text(path("out/metrics.json")), "{}\n");
+  expect_complete_outputs();
+}
+
+TEST_P(RunCli, RejectsNTrainLargerThanAvailable) {
+  expect_run_rejected(args({{"--n-train", "9"}}), {"--n-train 9", "8 train images"});
+}
+
+TEST_P(RunCli, RejectsDownsampleThatDoesNotDivideTheSize) {
+  expect_run_rejected(args({{"--downsample", "3"}}), {"--downsample 3", "8x8"});
+}
+
+TEST_P(RunCli, RejectsRotateTestOnNonSquareImages) {
+  images_npy("train_wide.npy", kTrain, 6, 8);
+  images_npy("test_wide.npy", kTest, 6, 8, 1, 2.0);
+  expect_run_rejected(args({{"--train-images", path("train_wide.npy").string()},
+                            {"--test-images", path("test_wide.npy").string()}},
+                           {"--rotate-test"}),
+                      {"--rotate-test", "square"});
+}
+
+TEST_P(RunCli, RejectsConfigFileWithUnknownKey) {
+  bytes_file("run.ini", "eta = 0.5\nlearning-rate = 2\n");
+  expect_run_rejected(args({{"--config", path("run.ini").string()}}), {"run.ini", "learning-rate"});
+}
+
+TEST_P(RunCli, RejectsMissingArch) { expect_run_rejected(args({{"--arch", ""}}), {"--arch is required"}); }
+
+// Identical (all-zero) training images through `conv:k=1,gap,dense:b=2` give the kernel 4·11ᵀ exactly
+// (every entry σ_b² = 4, for the NNGP and the NTK alike), so Cholesky meets an exact zero pivot at
+// order 2 whatever the rank count and block size: a runtime failure (exit 1) that suggests --ridge.
+TEST_P(RunCli, SingularKernelFailsWithRidgeAdviceAndRidgeFixesIt) {
+  array_npy("zeros.npy", {kTrain, 8, 8, 1}, std::vector<double>(kTrain * 64, 0.0));
+  const auto a = args({{"--train-images", path("zeros.npy").string()},
+                       {"--arch", "conv:k=1,gap,dense:b=2"},
+                       {"--times", "inf"},
+                       {"--kernel", "ntk"}});
+  expect_rejected(a, ranks(), kExitRuntime, {"leading minor", "--ridge"}, /*allow_empty_dirs=*/true);
+  auto fixed = a;
+  fixed.insert(fixed.end(), {"--ridge", "1e-6"});
+  expect_success(fixed, ranks());
+  EXPECT_TRUE(fs::is_regular_file(path("out/metrics.json")));
+  EXPECT_TRUE(fs::is_regular_file(path("out/predictions_ntk_tinf.npy")));
+  expect_no_partials();
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, RunCli, ::testing::Values(1, 2, 3),
+                         [](const ::testing::TestParamInfo<int>& p) { return "np" + std::to_string(p.param); });
+
+}  // namespace
