@@ -72,7 +72,7 @@ void print(const std::string& line) {
 namespace {
 int report(const std::string& message, int code) {
   if (world_rank() == 0) {
-    std::fprintf(stderr, "eqntk: error: %s\n", message.c_str());
+    std::fprintf(stderr, "eqntk: %s: %s\n", code == kExitInterrupted ? "interrupted" : "error", message.c_str());
     std::fflush(stderr);
   }
   return code;

@@ -46,6 +46,18 @@ int kernel_command(const std::vector<std::string>& args) {
       if (vm.count("x1") == 0u) throw InvalidArgument("--x1 is required");
       if (vm.count("arch") == 0u) throw InvalidArgument("--arch is required");
       if (vm.count("nngp") == 0u && vm.count("ntk") == 0u) throw InvalidArgument("nothing to write: give --nngp and/or --ntk");
+      if (vm.count("nngp") != 0u && vm.count("ntk") != 0u) {
+        // Both would write the same .partial file; the second commit would then fail after the first
+        // had already replaced the target.
+        const auto same_file = [](const std::string& a, const std::string& b) {
+          std::error_code ea, eb;
+          const auto ca = std::filesystem::weakly_canonical(a, ea), cb = std::filesystem::weakly_canonical(b, eb);
+          return ea || eb ? std::filesystem::path(a).lexically_normal() == std::filesystem::path(b).lexically_normal()
+                          : ca == cb;
+        };
+        if (same_file(vm["nngp"].as<std::string>(), vm["ntk"].as<std::string>()))
+          throw InvalidArgument("--nngp and --ntk name the same file '" + vm["ntk"].as<std::string>() + "'");
+      }
       const std::string layout_text = vm["layout"].as<std::string>();
       if (layout_text != "nhwc" && layout_text != "nchw")
         throw InvalidArgument("--layout must be nhwc or nchw, got '" + layout_text + "'");

@@ -20,6 +20,10 @@ void pdpotrs_(const char* uplo, const int* n, const int* nrhs, const double* a, 
 void pdsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* ia, const int* ja,
               const int* desca, double* w, double* z, const int* iz, const int* jz, const int* descz, double* work,
               const int* lwork, int* iwork, const int* liwork, int* info);
+void pdsyevr_(const char* jobz, const char* range, const char* uplo, const int* n, double* a, const int* ia,
+              const int* ja, const int* desca, const double* vl, const double* vu, const int* il, const int* iu, int* m,
+              int* nz, double* w, double* z, const int* iz, const int* jz, const int* descz, double* work,
+              const int* lwork, int* iwork, const int* liwork, int* info);
 void pdgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
              const double* a, const int* ia, const int* ja, const int* desca, const double* b, const int* ib,
              const int* jb, const int* descb, const double* beta, double* c, const int* ic, const int* jc,

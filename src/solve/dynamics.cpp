@@ -53,27 +53,29 @@ void cholesky_solve(const DistMatrix& l, DistMatrix& b) {
   if (info != 0) throw Error("pdpotrs: illegal argument " + std::to_string(-info));
 }
 
-// Eigendecomposition a = Z diag(w) Zᵀ (pdsyevd, lower triangle of a; a is destroyed).
+// Eigendecomposition a = Z diag(w) Zᵀ (pdsyevr, MRRR, all eigenpairs, lower triangle; a is destroyed).
 void eigen(DistMatrix& a, DistMatrix& z, std::vector<double>& w) {
   const int n = static_cast<int>(a.rows()), one = 1;
   w.assign(static_cast<std::size_t>(n), 0.0);
-  int info = 0, lwork = -1, liwork = -1;
+  int info = 0, lwork = -1, liwork = -1, found = 0, found_vectors = 0;
+  const double vl = 0, vu = 0;
+  const int il = 0, iu = 0;
   double work_query = 0.0;
   int iwork_query = 0;
-  pdsyevd_("V", "L", &n, a.data(), &one, &one, a.desc(), w.data(), z.data(), &one, &one, z.desc(), &work_query, &lwork,
-           &iwork_query, &liwork, &info);
-  if (info != 0) throw Error("pdsyevd workspace query failed with info=" + std::to_string(info));
-  // The query is known to be tight on some ScaLAPACK versions: leave headroom.
-  lwork = static_cast<int>(work_query * 1.2) + 4096;
+  pdsyevr_("V", "A", "L", &n, a.data(), &one, &one, a.desc(), &vl, &vu, &il, &iu, &found, &found_vectors, w.data(),
+           z.data(), &one, &one, z.desc(), &work_query, &lwork, &iwork_query, &liwork, &info);
+  if (info != 0) throw Error("pdsyevr workspace query failed with info=" + std::to_string(info));
+  lwork = static_cast<int>(work_query * 1.2) + 4096;  // headroom: the query is tight on some versions
   liwork = iwork_query + 1024;
   std::vector<double> work(static_cast<std::size_t>(lwork));
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
-  pdsyevd_("V", "L", &n, a.data(), &one, &one, a.desc(), w.data(), z.data(), &one, &one, z.desc(), work.data(), &lwork,
-           iwork.data(), &liwork, &info);
-  if (info > 0)
-    throw NumericalError("pdsyevd failed to converge (info=" + std::to_string(info) +
+  pdsyevr_("V", "A", "L", &n, a.data(), &one, &one, a.desc(), &vl, &vu, &il, &iu, &found, &found_vectors, w.data(),
+           z.data(), &one, &one, z.desc(), work.data(), &lwork, iwork.data(), &liwork, &info);
+  if (info > 0 || found != n || found_vectors != n)
+    throw NumericalError("pdsyevr computed " + std::to_string(found_vectors) + " of " + std::to_string(n) +
+                         " eigenvectors (info=" + std::to_string(info) +
                          "): the kernel matrix may contain NaN/Inf or be badly scaled");
-  if (info < 0) throw Error("pdsyevd: illegal argument " + std::to_string(-info));
+  if (info < 0) throw Error("pdsyevr: illegal argument " + std::to_string(-info));
 }
 
 // Scales local row i of `a` by f[global row i].

@@ -2,7 +2,7 @@
 //
 //   μ_t(X*) = Θ* Θ⁻¹ (I − e^{−ηΘt}) Y,   Θ = Θ(X,X) + ridge·I (N×N),  Θ* = Θ(X*,X) (M×N),  Y (N×K).
 // t = ∞ is kernel regression by Cholesky (pdpotrf/pdpotrs); finite times share one eigendecomposition
-// Θ = V Λ Vᵀ (pdsyevd): μ_t = (Θ* V) diag(g_t(λ)) (Vᵀ Y) with g_t(λ) = −expm1(−ηλt)/λ (→ ηt as λ → 0).
+// Θ = V Λ Vᵀ (pdsyevr): μ_t = (Θ* V) diag(g_t(λ)) (Vᵀ Y) with g_t(λ) = −expm1(−ηλt)/λ (→ ηt as λ → 0).
 // The NNGP predictor is the same formula with K in place of Θ.
 #pragma once
 
