@@ -47,7 +47,7 @@ constexpr int kExitUsage = 2;
 
 // A rejection must come back well inside the CTest TIMEOUT; the process is killed at kKillSeconds and
 // a run slower than kMaxSeconds counts as a hang (oversubscribed mpiexec start-up is about a second).
-constexpr double kKillSeconds = 2.0;
+constexpr double kKillSeconds = 60.0;
 constexpr double kMaxSeconds = 30.0;
 
 struct Result {
@@ -270,7 +270,7 @@ class CliTest : public ::testing::Test {
     ASSERT_EQ(errors.size(), 1u) << "expected exactly one error line" << where;
     for (const auto& n : needles) EXPECT_NE(errors[0].find(n), std::string::npos) << "missing '" << n << "'" << where;
     for (const char* crash : {"terminate called", "Segmentation", "MPI_ABORT", "MPI_Abort", "std::", "core dumped",
-                              "internal error", "Aborted", "mpirun noticed that process"}) {
+                              "internal error", "Aborted", "noticed that process", "exited on signal"}) {
       EXPECT_EQ(r.err.find(crash), std::string::npos) << "crash marker '" << crash << "'" << where;
       EXPECT_EQ(r.out.find(crash), std::string::npos) << "crash marker '" << crash << "'" << where;
     }
@@ -674,11 +674,3 @@ INSTANTIATE_TEST_SUITE_P(Ranks, RunCli, ::testing::Values(1, 2, 3),
                          [](const ::testing::TestParamInfo<int>& p) { return "np" + std::to_string(p.param); });
 
 }  // namespace
-namespace {
-TEST(Scratch, Hang) {
-  const fs::path d = fs::temp_directory_path() / "scratch-hang";
-  fs::create_directories(d);
-  const Result r = spawn_and_wait({EQNTK_MPIEXEC, "-n", "2", "--oversubscribe", "sleep", "30"}, d);
-  std::printf("timed_out=%d seconds=%.2f exit=%d err=%s\n", r.timed_out, r.seconds, r.exit_code, r.err.c_str());
-}
-}

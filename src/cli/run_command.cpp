@@ -37,6 +37,8 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 std::atomic<int> g_stop{0};
+
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 extern "C" void on_stop_signal(int signum) { g_stop.store(signum); }
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -553,6 +555,8 @@ int run_command(const std::vector<std::string>& args) {
       detail::print(os.str());
       return kExitOk;
     }
+    // BLAS threads follow --threads (the solve phase); ranks × threads should not exceed the cores.
+    if (openblas_set_num_threads != nullptr) openblas_set_num_threads(config.threads);
     std::signal(SIGTERM, on_stop_signal);
     std::signal(SIGUSR1, on_stop_signal);
     return run(config, args);
