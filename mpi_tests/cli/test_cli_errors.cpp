@@ -168,7 +168,8 @@ std::set<std::string> tree(const fs::path& root) {
 // Deterministic pixel values in [-1, 1], distinct per image.
 std::vector<double> pixels(std::int64_t count, double seed) {
   std::vector<double> v(static_cast<std::size_t>(count));
-  for (std::int64_t i = 0; i < count; ++i) v[static_cast<std::size_t>(i)] = std::sin(0.7 * static_cast<double>(i) + seed);
+  for (std::int64_t i = 0; i < count; ++i)
+    v[static_cast<std::size_t>(i)] = std::sin(0.7 * static_cast<double>(i) + seed);
   return v;
 }
 
@@ -183,7 +184,8 @@ std::string idx_bytes(unsigned char type, const std::vector<std::int32_t>& dims,
 // A one-member gzip stream of `data`.
 std::string gzip(const std::string& data) {
   z_stream zs{};
-  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::runtime_error("deflateInit2");
+  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    throw std::runtime_error("deflateInit2");
   std::string out(deflateBound(&zs, static_cast<uLong>(data.size())) + 64, '\0');
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   zs.avail_in = static_cast<uInt>(data.size());
@@ -313,8 +315,8 @@ class KernelCli : public CliTest {
   }
   // `eqntk kernel` with a working architecture and both outputs, plus `extra`.
   std::vector<std::string> args(const std::string& x1, std::vector<std::string> extra = {}) const {
-    std::vector<std::string> a{"kernel", "--x1", x1, "--arch", kCnn, "--nngp", path("K.npy").string(),
-                               "--ntk", path("T.npy").string()};
+    std::vector<std::string> a{
+        "kernel", "--x1", x1, "--arch", kCnn, "--nngp", path("K.npy").string(), "--ntk", path("T.npy").string()};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -335,8 +337,8 @@ TEST_F(KernelCli, ValidRunWritesBothMatrices) {
 }
 
 TEST_F(KernelCli, ValidGroupNetworkRunSucceeds) {
-  expect_success({"kernel", "--x1", x_, "--arch", "lift:k=3,relu,gconv:k=3,relu,gpool,dense", "--ntk",
-                  path("T.npy").string()});
+  expect_success(
+      {"kernel", "--x1", x_, "--arch", "lift:k=3,relu,gconv:k=3,relu,gpool,dense", "--ntk", path("T.npy").string()});
   EXPECT_EQ(eqntk::io::read_npy(path("T.npy")).shape, (eqntk::io::Shape{4, 4}));
   expect_no_partials();
 }
@@ -405,7 +407,8 @@ TEST_F(KernelCli, RejectsSizeMismatchBetweenX1AndX2) {
 }
 
 TEST_F(KernelCli, RejectsUnknownLayer) {
-  expect_rejected(with_arch("conv:k=3,tanh,gap,dense"), 1, kExitUsage, {"invalid architecture", "unknown layer 'tanh'"});
+  expect_rejected(with_arch("conv:k=3,tanh,gap,dense"), 1, kExitUsage,
+                  {"invalid architecture", "unknown layer 'tanh'"});
 }
 
 TEST_F(KernelCli, RejectsEvenFilterSize) {
@@ -447,9 +450,9 @@ TEST_F(KernelCli, RejectsOutputInMissingDirectory) {
 }
 
 TEST_F(KernelCli, RejectsSecondUnwritableOutputWithoutLeavingTheFirst) {
-  expect_rejected({"kernel", "--x1", x_, "--arch", kCnn, "--nngp", path("K.npy").string(), "--ntk",
-                   path("nodir/T.npy").string()},
-                  1, kExitUsage, {"nodir/T.npy"});
+  expect_rejected(
+      {"kernel", "--x1", x_, "--arch", kCnn, "--nngp", path("K.npy").string(), "--ntk", path("nodir/T.npy").string()},
+      1, kExitUsage, {"nodir/T.npy"});
 }
 
 TEST_F(KernelCli, RejectsSameFileForNngpAndNtk) {
@@ -542,7 +545,8 @@ TEST_P(RunCli, RejectsTruncatedPlainIdx) {
   std::string bytes = idx_bytes(0x08, {kTrain, 8, 8}, payload);
   bytes.resize(bytes.size() - 100);
   bytes_file("train-idx3-ubyte", bytes);
-  expect_run_rejected(args({{"--train-images", path("train-idx3-ubyte").string()}}), {"train-idx3-ubyte'", "truncated IDX"});
+  expect_run_rejected(args({{"--train-images", path("train-idx3-ubyte").string()}}),
+                      {"train-idx3-ubyte'", "truncated IDX"});
 }
 
 TEST_P(RunCli, RejectsTruncatedGzipIdx) {
@@ -564,7 +568,8 @@ TEST_P(RunCli, RejectsGzipIdxWithTruncatedContent) {
 
 TEST_P(RunCli, RejectsLabelCountDifferentFromImageCount) {
   labels_npy("short_labels.npy", kTrain - 1);
-  expect_run_rejected(args({{"--train-labels", path("short_labels.npy").string()}}), {"training labels", "7 labels for 8 images"});
+  expect_run_rejected(args({{"--train-labels", path("short_labels.npy").string()}}),
+                      {"training labels", "7 labels for 8 images"});
 }
 
 TEST_P(RunCli, RejectsLabelOutOfRangeForClasses) {
@@ -575,7 +580,8 @@ TEST_P(RunCli, RejectsLabelOutOfRangeForClasses) {
 
 TEST_P(RunCli, RejectsNegativeLabel) {
   labels_npy("negative.npy", {0, 1, 0, -1, 1, 0, 1, 0});
-  expect_run_rejected(args({{"--train-labels", path("negative.npy").string()}}), {"negative.npy", "negative", "image 3"});
+  expect_run_rejected(args({{"--train-labels", path("negative.npy").string()}}),
+                      {"negative.npy", "negative", "image 3"});
 }
 
 TEST_P(RunCli, RejectsNanInImages) {
@@ -595,15 +601,21 @@ TEST_P(RunCli, RejectsGridThatDoesNotMatchRankCount) {
   expect_run_rejected(args({{"--grid", grid}}), {"--grid " + grid, "the job has " + std::to_string(ranks())});
 }
 
-TEST_P(RunCli, RejectsMalformedGrid) { expect_run_rejected(args({{"--grid", "abc"}}), {"--grid", "'abc'"}); }
+TEST_P(RunCli, RejectsMalformedGrid) {
+  expect_run_rejected(args({{"--grid", "abc"}}), {"--grid", "'abc'"});
+}
 
-TEST_P(RunCli, RejectsZeroBlockSize) { expect_run_rejected(args({{"--block-size", "0"}}), {"--block-size", "0"}); }
+TEST_P(RunCli, RejectsZeroBlockSize) {
+  expect_run_rejected(args({{"--block-size", "0"}}), {"--block-size", "0"});
+}
 
 TEST_P(RunCli, RejectsNegativeBlockSize) {
   expect_run_rejected(args({{"--block-size", ""}}, {"--block-size=-3"}), {"--block-size", "-3"});
 }
 
-TEST_P(RunCli, RejectsZeroThreads) { expect_run_rejected(args({{"--threads", "0"}}), {"--threads", "0"}); }
+TEST_P(RunCli, RejectsZeroThreads) {
+  expect_run_rejected(args({{"--threads", "0"}}), {"--threads", "0"});
+}
 
 TEST_P(RunCli, RejectsNegativeTime) {
   expect_run_rejected(args({{"--times", ""}}, {"--times=inf,-1"}), {"--times", "'-1'"});
@@ -639,10 +651,10 @@ TEST_P(RunCli, RejectsDownsampleThatDoesNotDivideTheSize) {
 TEST_P(RunCli, RejectsRotateTestOnNonSquareImages) {
   images_npy("train_wide.npy", kTrain, 6, 8);
   images_npy("test_wide.npy", kTest, 6, 8, 1, 2.0);
-  expect_run_rejected(args({{"--train-images", path("train_wide.npy").string()},
-                            {"--test-images", path("test_wide.npy").string()}},
-                           {"--rotate-test"}),
-                      {"--rotate-test", "square"});
+  expect_run_rejected(
+      args({{"--train-images", path("train_wide.npy").string()}, {"--test-images", path("test_wide.npy").string()}},
+           {"--rotate-test"}),
+      {"--rotate-test", "square"});
 }
 
 TEST_P(RunCli, RejectsConfigFileWithUnknownKey) {
@@ -650,7 +662,9 @@ TEST_P(RunCli, RejectsConfigFileWithUnknownKey) {
   expect_run_rejected(args({{"--config", path("run.ini").string()}}), {"run.ini", "learning-rate"});
 }
 
-TEST_P(RunCli, RejectsMissingArch) { expect_run_rejected(args({{"--arch", ""}}), {"--arch is required"}); }
+TEST_P(RunCli, RejectsMissingArch) {
+  expect_run_rejected(args({{"--arch", ""}}), {"--arch is required"});
+}
 
 // Identical (all-zero) training images through `conv:k=1,gap,dense:b=2` give the kernel 4·11ᵀ exactly
 // (every entry σ_b² = 4, for the NNGP and the NTK alike), so Cholesky meets an exact zero pivot at
