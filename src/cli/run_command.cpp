@@ -15,6 +15,8 @@
 #include <limits>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "common.hpp"
 #include "eqntk/build_info.hpp"
 #include "eqntk/cli/commands.hpp"
@@ -203,13 +205,26 @@ std::vector<std::string> output_names(const RunConfig& c) {
   return names;
 }
 
+// Checks that --out can receive this run's outputs without creating anything: a failed run must leave
+// no trace. An existing directory must be writable and free of this run's file names (unless
+// --overwrite); a missing one must have a writable existing ancestor. Created when outputs are written.
 void check_output_dir(const RunConfig& c) {
-  io::ensure_writable_directory(c.out);
-  if (c.overwrite) return;
-  for (const auto& name : output_names(c))
-    if (fs::exists(fs::path(c.out) / name))
-      throw InvalidArgument("output '" + (fs::path(c.out) / name).string() +
-                            "' exists from an earlier run: use another --out or pass --overwrite");
+  const fs::path out = fs::absolute(c.out);
+  std::error_code ec;
+  if (fs::exists(out, ec)) {
+    if (!fs::is_directory(out, ec)) throw IoError("--out '" + c.out + "' exists and is not a directory");
+    if (::access(out.c_str(), W_OK | X_OK) != 0) throw IoError("--out '" + c.out + "' is not writable");
+    if (c.overwrite) return;
+    for (const auto& name : output_names(c))
+      if (fs::exists(out / name))
+        throw InvalidArgument("output '" + (out / name).string() +
+                              "' exists from an earlier run: use another --out or pass --overwrite");
+    return;
+  }
+  fs::path ancestor = out.parent_path();
+  while (!ancestor.empty() && !fs::exists(ancestor, ec)) ancestor = ancestor.parent_path();
+  if (ancestor.empty() || !fs::is_directory(ancestor, ec) || ::access(ancestor.c_str(), W_OK | X_OK) != 0)
+    throw IoError("--out '" + c.out + "' cannot be created: '" + ancestor.string() + "' is not a writable directory");
 }
 
 // Broadcast helpers: rank 0 holds the data, the others receive it.
@@ -347,6 +362,7 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
   // Validate the cheap things first, identically on every rank.
   kernel::Architecture arch = kernel::Architecture::parse(c.arch_text);
   const auto [prows, pcols] = dist::ProcessGrid::parse_shape(c.grid_text, nranks);
+  dist::on_root([&] { check_output_dir(c); });  // checks only: --out is created when outputs are written
 
   // Data: rank 0 loads, checks and preprocesses; everyone receives the result.
   auto t0 = Clock::now();
@@ -361,8 +377,6 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
   MPI_Bcast(&data.num_classes, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
   const double seconds_load = seconds_since(t0);
   const kernel::Network net(arch, data.train.images.shape);  // same verdict on every rank
-  // Only now, with every input validated, may --out be created (a rejected run leaves nothing behind).
-  dist::on_root([&] { check_output_dir(c); });
   const std::int64_t n = data.train.images.count, m = data.test.images.count, k = data.outputs();
   log("[data] " + std::to_string(n) + " training and " + std::to_string(m) + " test images of " +
       std::to_string(net.input_shape().channels) + "x" + std::to_string(net.input_shape().height) + "x" +
@@ -437,6 +451,7 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
   // Outputs: everything to .partial first; renamed together at the end.
   t0 = Clock::now();
   Outputs out{fs::path(c.out), {}};
+  dist::on_root([&] { io::ensure_writable_directory(c.out); });
   try {
     if (c.save_kernels) {
       const dist::DistMatrix theta_full = dist::symmetrize_lower(g.train_ntk);

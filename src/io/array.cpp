@@ -56,12 +56,18 @@ std::int64_t itemsize(DType dtype) {
     case DType::i8:
     case DType::u8:
       return 8;
+    case DType::c16:
+      return 16;
   }
   throw InvalidArgument("unknown DType");
 }
 
 bool is_integer(DType dtype) {
-  return dtype != DType::f4 && dtype != DType::f8;
+  return dtype != DType::f4 && dtype != DType::f8 && dtype != DType::c16;
+}
+
+bool is_complex(DType dtype) {
+  return dtype == DType::c16;
 }
 
 std::string_view npy_descr(DType dtype) {
@@ -88,6 +94,8 @@ std::string_view npy_descr(DType dtype) {
       return "<u8";
     case DType::b1:
       return "|b1";
+    case DType::c16:
+      return "<c16";
   }
   throw InvalidArgument("unknown DType");
 }
@@ -104,6 +112,7 @@ std::int64_t element_count(std::span<const std::int64_t> shape) {
 }
 
 std::vector<double> Array::to_real() const {
+  if (is_complex()) throw InvalidArgument("complex (" + std::string(npy_descr(dtype)) + ") values cannot be used as real values");
   if (!is_integer()) return real;
   constexpr std::int64_t kExact = std::int64_t{1} << 53;  // every integer up to 2^53 is a double
   std::vector<double> out;

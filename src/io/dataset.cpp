@@ -96,7 +96,7 @@ std::vector<double> Dataset::train_target_matrix() const {
 kernel::ImageSet load_images(const std::filesystem::path& path, ImageLayout layout, bool integer_pixels) {
   const Array a = load_array(path);
   const std::string name = "image file '" + path.string() + "'";
-  if (!integer_pixels && a.is_integer())
+  if ((!integer_pixels && a.is_integer()) || a.is_complex())
     throw InvalidArgument(name + " has dtype " + std::string(npy_descr(a.dtype)) + ": expected float32 or float64");
   kernel::ImageSet set;
   if (a.shape.size() == 3) {
@@ -136,6 +136,7 @@ Targets load_targets(const std::filesystem::path& path) {
   const Array a = load_array(path);
   const std::string name = "label file '" + path.string() + "'";
   Targets t;
+  if (a.is_complex()) throw InvalidArgument(name + " has complex dtype " + std::string(npy_descr(a.dtype)) + ": expected integer labels or real targets");
   if (a.is_integer()) {
     if (a.shape.size() != 1) throw InvalidArgument(name + " has shape " + shape_text(a.shape) + ": integer class labels must be 1-D");
     t.classification = true;

@@ -197,6 +197,14 @@ void decode_elements(std::span<const std::byte> bytes, DType dtype, std::endian 
         if (v > 1) fail(name, "bool element has byte value " + std::to_string(v) + " (expected 0 or 1)");
         return static_cast<std::int64_t>(v);
       });
+    case DType::c16: {
+      // Real and imaginary parts are two consecutive doubles, each in `order`.
+      const std::size_t n = bytes.size() / 16;
+      for (std::size_t i = 0; i < n; ++i)
+        out.complex.emplace_back(load_scalar<double>(bytes.data() + 16 * i, order),
+                                 load_scalar<double>(bytes.data() + 16 * i + 8, order));
+      return;
+    }
   }
   fail(name, "internal error: unknown dtype");
 }

@@ -63,7 +63,7 @@ template <typename T>
 }
 
 /// Decodes bytes.size() / itemsize(dtype) elements stored with byte order `order` and appends them to
-/// out.real or out.integer (by dtype). Throws IoError naming `name` for a u8 value above INT64_MAX or
+/// out.real, out.integer or out.complex (by dtype). Throws IoError naming `name` for a u8 value above INT64_MAX or
 /// a bool byte other than 0/1. bytes.size() must be a multiple of itemsize(dtype).
 void decode_elements(std::span<const std::byte> bytes, DType dtype, std::endian order, Array& out,
                      std::string_view name);

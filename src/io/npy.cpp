@@ -22,7 +22,7 @@ constexpr std::string_view kMagic = "\x93NUMPY";
 constexpr std::int64_t kAlign = 64;                 // numpy's ARRAY_ALIGN
 constexpr std::int64_t kGrowthAxisMaxDigits = 21;   // numpy's GROWTH_AXIS_MAX_DIGITS
 constexpr std::int64_t kMaxHeaderLength = 1 << 20;  // far above anything numpy writes for our dtypes
-constexpr std::string_view kSupported = "<f4 <f8 |i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8 |b1";
+constexpr std::string_view kSupported = "<f4 <f8 |i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8 |b1 <c16";
 
 // The fixed-size part before the header text.
 struct Preamble {
@@ -220,7 +220,8 @@ class HeaderParser {
     };
     constexpr Named kCodes[] = {{"f4", DType::f4}, {"f8", DType::f8}, {"i1", DType::i1}, {"i2", DType::i2},
                                 {"i4", DType::i4}, {"i8", DType::i8}, {"u1", DType::u1}, {"u2", DType::u2},
-                                {"u4", DType::u4}, {"u8", DType::u8}, {"b1", DType::b1}};
+                                {"u4", DType::u4}, {"u8", DType::u8}, {"b1", DType::b1},
+                                {"c16", DType::c16}};
     const std::string_view code = d.size() >= 1 ? std::string_view(d).substr(1) : std::string_view();
     const char order = d.empty() ? '\0' : d[0];
     const auto it = std::find_if(std::begin(kCodes), std::end(kCodes), [&](const Named& n) { return n.code == code; });
@@ -283,6 +284,8 @@ Array empty_array(const NpyHeader& h) {
   const std::int64_t count = element_count(h.shape);
   if (is_integer(h.dtype)) {
     a.integer.reserve(static_cast<std::size_t>(count));
+  } else if (is_complex(h.dtype)) {
+    a.complex.reserve(static_cast<std::size_t>(count));
   } else {
     a.real.reserve(static_cast<std::size_t>(count));
   }

@@ -8,7 +8,8 @@
 // Example: np.save of np.zeros((2, 3)) is a 128-byte header followed by 48 data bytes.
 //
 // Supported on reading: C order only; byte order '<' (or '|' / any for 1-byte types); dtypes
-// <f4 <f8 |i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8 |b1. Everything else is rejected with IoError.
+// <f4 <f8 |i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8 |b1 <c16 (complex128, into Array::complex). Everything else is
+// rejected with IoError.
 #pragma once
 
 #include <cstddef>

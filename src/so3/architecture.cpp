@@ -1,0 +1,211 @@
+#include "eqntk/so3/architecture.hpp"
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <sstream>
+
+#include "eqntk/error.hpp"
+
+namespace eqntk::so3 {
+namespace {
+
+struct NamedKind {
+  std::string_view name;
+  LayerKind kind;
+};
+constexpr NamedKind kKinds[] = {{"s2lift", LayerKind::s2lift}, {"so3conv", LayerKind::so3conv},
+                                {"so3pool", LayerKind::so3pool}, {"relu", LayerKind::relu},
+                                {"erf", LayerKind::erf},         {"id", LayerKind::id},
+                                {"dense", LayerKind::dense}};
+constexpr std::string_view kPlanar[] = {"lift", "gconv", "conv", "gpool", "gap", "flatten"};
+
+[[noreturn]] void fail(const std::string& token, const std::string& rule) {
+  throw InvalidArgument("invalid SO(3) architecture at '" + token + "': " + rule);
+}
+
+std::vector<std::string_view> split(std::string_view text, char sep) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = text.find(sep, start);
+    parts.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return parts;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+double parse_real(const std::string& token, std::string_view key, std::string_view value) {
+  double v = 0.0;
+  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || ptr != value.data() + value.size() || !std::isfinite(v))
+    fail(token, std::string(key) + " must be a finite number, got '" + std::string(value) + "'");
+  return v;
+}
+
+LayerSpec parse_layer(std::string_view raw) {
+  const std::string token(trim(raw));
+  if (token.empty()) fail(token, "empty layer (two commas in a row, or a trailing comma?)");
+  const auto fields = split(token, ':');
+  const std::string_view name = trim(fields[0]);
+  LayerSpec spec;
+  spec.token = token;
+  bool known = false;
+  for (const auto& nk : kKinds) {
+    if (nk.name == name) {
+      spec.kind = nk.kind;
+      known = true;
+    }
+  }
+  if (!known) {
+    for (const auto planar : kPlanar)
+      if (planar == name)
+        fail(token, "planar layer '" + std::string(name) +
+                        "' cannot be mixed with SO(3) layers (use s2lift, so3conv, so3pool on spherical inputs)");
+    fail(token, "unknown layer '" + std::string(name) +
+                    "' (expected s2lift, so3conv, so3pool, relu, erf, id or dense)");
+  }
+  const bool weighted = is_linear(spec.kind);
+  for (std::size_t f = 1; f < fields.size(); ++f) {
+    const auto eq = fields[f].find('=');
+    if (eq == std::string_view::npos) fail(token, "expected key=value, got '" + std::string(fields[f]) + "'");
+    const std::string_view key = trim(fields[f].substr(0, eq));
+    const std::string_view value = trim(fields[f].substr(eq + 1));
+    if (weighted && key == "w") {
+      spec.w = parse_real(token, key, value);
+      if (spec.w <= 0.0) fail(token, "w (sigma_w) must be positive");
+    } else if (weighted && key == "b") {
+      spec.b = parse_real(token, key, value);
+      if (spec.b < 0.0) fail(token, "b (sigma_b) must be non-negative");
+    } else if ((key == "k" || key == "pad") && spec.kind != LayerKind::dense && weighted) {
+      fail(token, "SO(3) layers have global filter support only; key '" + std::string(key) +
+                      "' is not supported (keys: w, b)");
+    } else {
+      fail(token, "layer '" + std::string(name) + "' takes no key '" + std::string(key) + "'" +
+                      (weighted ? " (keys: w, b)" : ""));
+    }
+  }
+  return spec;
+}
+
+// Order rules of the header; returns the index of so3pool.
+std::size_t validate_order(const std::vector<LayerSpec>& layers) {
+  enum class State { input, so3, pooled };
+  State state = State::input;
+  bool gaussian = false;  // the next nonlinearity sees a Gaussian pre-activation (a linear layer came last)
+  std::size_t pool = 0;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const LayerSpec& l = layers[i];
+    switch (l.kind) {
+      case LayerKind::s2lift:
+        if (state != State::input)
+          fail(l.token, state == State::pooled ? "s2lift after so3pool" : "s2lift twice (it lifts the input only)");
+        state = State::so3;
+        break;
+      case LayerKind::so3conv:
+        if (state == State::input) fail(l.token, "so3conv needs a preceding s2lift (it acts on SO(3) feature maps)");
+        if (state == State::pooled) fail(l.token, "so3conv after so3pool");
+        break;
+      case LayerKind::so3pool:
+        if (state == State::input) fail(l.token, "so3pool needs a preceding s2lift");
+        if (state == State::pooled) fail(l.token, "pooling twice (only one so3pool)");
+        state = State::pooled;
+        pool = i;
+        break;
+      case LayerKind::dense:
+        if (state != State::pooled) fail(l.token, "dense before pooling: add so3pool first");
+        break;
+      case LayerKind::relu:
+      case LayerKind::erf:
+      case LayerKind::id:
+        if (state == State::input)
+          fail(l.token, "a nonlinearity needs a preceding s2lift/so3conv/dense layer (the input is not Gaussian)");
+        if (!gaussian)
+          fail(l.token, "two nonlinearities without a linear layer between them (the second input is not Gaussian)");
+        break;
+    }
+    if (is_linear(l.kind)) gaussian = true;
+    if (is_nonlinearity(l.kind)) gaussian = false;
+  }
+  if (layers.empty()) fail("", "empty architecture");
+  if (state != State::pooled)
+    fail(layers.back().token, "the network has no readout: end with so3pool, then dense");
+  std::size_t last = layers.size() - 1;
+  if (is_nonlinearity(layers[last].kind)) --last;
+  if (layers[last].kind != LayerKind::dense)
+    fail(layers.back().token, "the network must end with a dense readout (one scalar output)");
+  return pool;
+}
+
+std::string format_real(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+}  // namespace
+
+std::string_view to_string(LayerKind kind) {
+  for (const auto& nk : kKinds)
+    if (nk.kind == kind) return nk.name;
+  return "?";
+}
+
+bool is_linear(LayerKind kind) {
+  return kind == LayerKind::s2lift || kind == LayerKind::so3conv || kind == LayerKind::dense;
+}
+
+bool is_nonlinearity(LayerKind kind) {
+  return kind == LayerKind::relu || kind == LayerKind::erf || kind == LayerKind::id;
+}
+
+kernel::LayerKind activation(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::relu: return kernel::LayerKind::relu;
+    case LayerKind::erf: return kernel::LayerKind::erf;
+    case LayerKind::id: return kernel::LayerKind::id;
+    default: throw InvalidArgument("so3::activation: '" + std::string(to_string(kind)) + "' is not a nonlinearity");
+  }
+}
+
+Architecture Architecture::parse(std::string_view text) {
+  if (trim(text).empty()) fail("", "empty architecture string");
+  Architecture arch;
+  for (const auto part : split(text, ',')) arch.layers_.push_back(parse_layer(part));
+  arch.pool_ = validate_order(arch.layers_);
+  return arch;
+}
+
+bool Architecture::looks_like_so3(std::string_view text) {
+  for (const auto part : split(text, ',')) {
+    const std::string_view name = trim(split(trim(part), ':')[0]);
+    if (name == "s2lift" || name == "so3conv" || name == "so3pool") return true;
+  }
+  return false;
+}
+
+bool Architecture::has_relu_before_pool() const {
+  for (std::size_t i = 0; i < pool_; ++i)
+    if (layers_[i].kind == LayerKind::relu) return true;
+  return false;
+}
+
+std::string Architecture::canonical() const {
+  std::string out;
+  for (const auto& l : layers_) {
+    if (!out.empty()) out += ',';
+    out += to_string(l.kind);
+    if (is_linear(l.kind)) out += ":w=" + format_real(l.w) + ":b=" + format_real(l.b);
+  }
+  return out;
+}
+
+}  // namespace eqntk::so3

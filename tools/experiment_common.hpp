@@ -1,0 +1,247 @@
+// Shared pieces of the experiment drivers (tools/experiment_da.cpp, tools/experiment_classify.cpp).
+//
+// Kernels always come from the library (kernel::gram_matrices); this header only assembles them and
+// solves the small dense problems of MATH.md §6 with Eigen on one process:
+//   μ_t(X*) = T* (T + λI)⁻¹ (I − e^{−η(T+λI)t}) Y,   t = ∞: T* (T + λI)⁻¹ Y (Cholesky),
+// with T the train Gram matrix (NTK Θ or NNGP K), T* the test rows, λ an absolute ridge (0 allowed).
+// Finite times share one eigendecomposition T + λI = V Λ Vᵀ: μ_t = T* V diag(g_t(λ)) Vᵀ Y with
+// g_t(λ) = −expm1(−ηλt)/λ (→ ηt as λ → 0; λ < 0 is treated as 0, as eqntk run does).
+//
+// Glossary: N train images, M test images, K classes (outputs), η learning rate, t training time.
+#pragma once
+
+#include <Eigen/Dense>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eqntk/error.hpp"
+#include "eqntk/kernel/architecture.hpp"
+#include "eqntk/kernel/gram.hpp"
+#include "eqntk/kernel/image.hpp"
+
+namespace eqntk::tools {
+
+using Matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Seconds since `start`.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// The CNN of MATH §5.2 for a p4 architecture: `lift` and `gconv` become `conv` and `gpool` becomes
+/// `gap`, with the same k, padding, σ_w, σ_b; nonlinearities and the dense head are kept.
+/// Throws InvalidArgument if `p4` is not a group network.
+inline kernel::Architecture cnn_counterpart(const kernel::Architecture& p4) {
+  if (!p4.is_group_network()) throw InvalidArgument("--arch must be a p4 network (starting with lift)");
+  std::string text;
+  for (const auto& l : p4.layers()) {
+    if (!text.empty()) text += ',';
+    auto sigma = [&](double w, double b) { return ":w=" + std::to_string(w) + ":b=" + std::to_string(b); };
+    switch (l.kind) {
+      case kernel::LayerKind::lift:
+      case kernel::LayerKind::gconv:
+        text += "conv:k=" + std::to_string(l.k) + ":pad=" + std::string(kernel::to_string(l.pad));
+        text += sigma(l.w, l.b);
+        break;
+      case kernel::LayerKind::gpool: text += "gap"; break;
+      case kernel::LayerKind::dense: text += "dense" + sigma(l.w, l.b); break;
+      default: text += std::string(kernel::to_string(l.kind)); break;
+    }
+  }
+  // std::to_string prints 6 decimals: check that the σ's survived exactly.
+  kernel::Architecture cnn = kernel::Architecture::parse(text);
+  for (std::size_t i = 0; i < cnn.layers().size(); ++i)
+    if (cnn.layers()[i].w != p4.layers()[i].w || cnn.layers()[i].b != p4.layers()[i].b)
+      throw InvalidArgument("σ_w/σ_b of layer '" + p4.layers()[i].token + "' need more than 6 decimals");
+  return cnn;
+}
+
+/// True when a nonlinearity follows the readout (MATH §5.2 and §7 then do not hold).
+inline bool head_is_nonlinear(const kernel::Architecture& a) {
+  bool after_readout = false;
+  for (const auto& l : a.layers()) {
+    if (kernel::is_readout(l.kind)) after_readout = true;
+    else if (after_readout && kernel::is_nonlinearity(l.kind)) return true;
+  }
+  return false;
+}
+
+/// Every image of `x` rotated by r quarter turns (numpy.rot90, MATH §1).
+inline kernel::ImageSet rotated(const kernel::ImageSet& x, int r) {
+  kernel::ImageSet out{x.shape, x.count, std::vector<double>(x.pixels.size())};
+  for (std::int64_t i = 0; i < x.count; ++i) {
+    const kernel::Image im = kernel::rot90(x.view(i), r);
+    std::copy(im.pixels.begin(), im.pixels.end(), out.pixels.begin() + i * x.image_size());
+  }
+  return out;
+}
+
+/// The images of `x` at rows `rows`, in that order.
+inline kernel::ImageSet select_images(const kernel::ImageSet& x, const std::vector<std::int64_t>& rows) {
+  kernel::ImageSet out{x.shape, static_cast<std::int64_t>(rows.size()), {}};
+  out.pixels.reserve(rows.size() * static_cast<std::size_t>(x.image_size()));
+  for (const auto r : rows)
+    out.pixels.insert(out.pixels.end(), x.pixels.begin() + r * x.image_size(), x.pixels.begin() + (r + 1) * x.image_size());
+  return out;
+}
+
+/// Concatenation of image sets of one shape.
+inline kernel::ImageSet concat(const std::vector<const kernel::ImageSet*>& parts) {
+  kernel::ImageSet out{parts.front()->shape, 0, {}};
+  for (const auto* p : parts) {
+    if (!(p->shape == out.shape)) throw InvalidArgument("concat: image shapes differ");
+    out.count += p->count;
+    out.pixels.insert(out.pixels.end(), p->pixels.begin(), p->pixels.end());
+  }
+  return out;
+}
+
+/// NNGP and NTK Gram matrices as Eigen matrices.
+struct Grams {
+  Matrix nngp, ntk;
+  [[nodiscard]] const Matrix& get(bool ntk_kernel) const { return ntk_kernel ? ntk : nngp; }
+};
+
+/// kernel::gram_matrices(net, x1, x2, threads), reshaped (x2 == nullptr: symmetric Gram of x1).
+inline Grams library_grams(const kernel::Network& net, const kernel::ImageSet& x1, const kernel::ImageSet* x2,
+                           int threads) {
+  const kernel::GramPair g = kernel::gram_matrices(net, x1, x2, threads);
+  Grams out{Matrix(g.rows, g.cols), Matrix(g.rows, g.cols)};
+  std::copy(g.nngp.begin(), g.nngp.end(), out.nngp.data());
+  std::copy(g.ntk.begin(), g.ntk.end(), out.ntk.data());
+  return out;
+}
+
+/// g_t(λ) = (1 − e^{−ηλt})/λ, = ηt for λ ≤ 0, 1/λ at t = ∞ (MATH §6).
+inline double flow_factor(double lambda, double eta, double t) {
+  if (std::isinf(t)) return 1.0 / lambda;
+  if (lambda <= 0.0) return eta * t;
+  return -std::expm1(-eta * lambda * t) / lambda;
+}
+
+/// Result of solve(): one M×K prediction per time, and the spectrum of T + λI (finite times only).
+struct Solved {
+  std::vector<Matrix> mean;
+  double lambda_min = std::numeric_limits<double>::quiet_NaN();
+  double lambda_max = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// μ_t(X*) for every t in `times` (+∞ allowed), MATH §6 with absolute ridge `ridge` (in the
+/// inverse and in the exponent alike). train N×N symmetric, test M×N, y N×K.
+/// Throws NumericalError when T + λI is not positive definite and t = ∞ is requested.
+inline Solved solve(const Matrix& train, const Matrix& test, const Matrix& y, const std::vector<double>& times,
+                    double eta, double ridge) {
+  const Eigen::Index n = train.rows();
+  Eigen::MatrixXd t = train;  // column-major copy for the factorisations
+  t.diagonal().array() += ridge;
+  Solved out;
+  out.mean.resize(times.size());
+  bool finite = false;
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    if (!std::isinf(times[i])) {
+      finite = true;
+      continue;
+    }
+    Eigen::LLT<Eigen::MatrixXd> llt(t);
+    if (llt.info() != Eigen::Success)
+      throw NumericalError("kernel matrix (" + std::to_string(n) + "x" + std::to_string(n) +
+                           ") + ridge is not positive definite: use a larger --ridge or finite times only");
+    out.mean[i] = test * llt.solve(Eigen::MatrixXd(y));
+  }
+  if (finite) {
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(t);
+    if (es.info() != Eigen::Success) throw NumericalError("eigendecomposition did not converge");
+    const Eigen::VectorXd& lam = es.eigenvalues();
+    out.lambda_min = lam(0);
+    out.lambda_max = lam(n - 1);
+    const Eigen::MatrixXd tv = test * es.eigenvectors();   // M×N
+    const Eigen::MatrixXd vy = es.eigenvectors().transpose() * y;  // N×K
+    for (std::size_t i = 0; i < times.size(); ++i) {
+      if (std::isinf(times[i])) continue;
+      Eigen::VectorXd g(n);
+      for (Eigen::Index k = 0; k < n; ++k) g(k) = flow_factor(lam(k), eta, times[i]);
+      out.mean[i] = tv * (g.asDiagonal() * vy);
+    }
+  }
+  return out;
+}
+
+/// Row-major N×K targets: one-hot minus 1/K (MATH §6).
+inline Matrix one_hot_targets(const std::vector<std::int64_t>& labels, std::int64_t k) {
+  Matrix y = Matrix::Constant(static_cast<Eigen::Index>(labels.size()), k, -1.0 / static_cast<double>(k));
+  for (std::size_t i = 0; i < labels.size(); ++i) y(static_cast<Eigen::Index>(i), labels[i]) += 1.0;
+  return y;
+}
+
+/// Fraction of rows whose argmax equals the label.
+inline double accuracy(const Matrix& pred, const std::vector<std::int64_t>& labels) {
+  std::int64_t hit = 0;
+  for (Eigen::Index i = 0; i < pred.rows(); ++i) {
+    Eigen::Index arg = 0;
+    pred.row(i).maxCoeff(&arg);
+    hit += arg == labels[static_cast<std::size_t>(i)] ? 1 : 0;
+  }
+  return static_cast<double>(hit) / static_cast<double>(pred.rows());
+}
+
+/// A seeded random permutation of 0..n-1 (Fisher–Yates on std::mt19937_64, whose stream is fixed
+/// by the C++ standard; the modulo bias is below 2^-40 for n < 2^24).
+inline std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed) {
+  std::vector<std::int64_t> p(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) p[static_cast<std::size_t>(i)] = i;
+  std::mt19937_64 rng(seed);
+  for (std::int64_t i = n - 1; i > 0; --i) std::swap(p[static_cast<std::size_t>(i)], p[rng() % static_cast<std::uint64_t>(i + 1)]);
+  return p;
+}
+
+/// Comma-separated list of reals; "inf" is +∞.
+inline std::vector<double> parse_times(std::string_view text) {
+  std::vector<double> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item(text.substr(start, end - start));
+    if (item == "inf" || item == "Inf" || item == "infinity") out.push_back(std::numeric_limits<double>::infinity());
+    else {
+      std::size_t used = 0;
+      double v = 0.0;
+      try {
+        v = std::stod(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != item.size() || item.empty() || !(v > 0.0) || !std::isfinite(v))
+        throw InvalidArgument("bad time '" + item + "' (expected positive numbers or inf)");
+      out.push_back(v);
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+/// Comma-separated positive integers.
+inline std::vector<std::int64_t> parse_sizes(std::string_view text) {
+  std::vector<std::int64_t> out;
+  for (const double v : parse_times(text)) {
+    if (std::isinf(v) || v != std::floor(v)) throw InvalidArgument("bad size in '" + std::string(text) + "'");
+    out.push_back(static_cast<std::int64_t>(v));
+  }
+  return out;
+}
+
+inline std::string time_text(double t) {
+  if (std::isinf(t)) return "inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", t);
+  return buf;
+}
+
+}  // namespace eqntk::tools
