@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <string>
 
@@ -23,6 +24,12 @@ namespace {
 
 using namespace eqntk::kernel;
 using Clock = std::chrono::steady_clock;
+
+double thread_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 Image random_image(InputShape s, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -75,27 +82,28 @@ int main(int argc, char** argv) {
   const double hw = static_cast<double>(args.size) * args.size;
   const double entry_layers = net.rotations() * hw * hw * net.spatial_linear_layers();
 
+  // CPU time of this thread, best of several rounds: robust against a shared, noisy machine.
   KernelValue v{};
   int pairs = 0;
+  double fast_pair = 1e300;
   const auto t0 = Clock::now();
-  double elapsed = 0;
-  while (elapsed < args.seconds || pairs < 3) {
+  while (std::chrono::duration<double>(Clock::now() - t0).count() < args.seconds || pairs < 5) {
+    const double c0 = thread_seconds();
     v = fast.evaluate(x.view(), sx, y.view(), sy);
+    fast_pair = std::min(fast_pair, thread_seconds() - c0);
     ++pairs;
-    elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   }
-  const double fast_pair = elapsed / pairs;
   const double ns = fast_pair * 1e9 / entry_layers;
   std::printf("arch %s on %dx%dx%d, %d rotation block(s), %d spatial layers\n", args.arch.c_str(), args.size, args.size,
               args.channels, net.rotations(), net.spatial_linear_layers());
-  std::printf("fast path: %d pairs, %.3f ms per pair, %.3f ns per entry-layer (nngp %.12g ntk %.12g)\n", pairs,
+  std::printf("fast path: best of %d pairs, %.3f ms per pair, %.3f ns per entry-layer (nngp %.12g ntk %.12g)\n", pairs,
               fast_pair * 1e3, ns, v.nngp, v.ntk);
   double speedup = std::nan("");
   if (args.reference) {
     const ReferenceKernel ref(net);
-    const auto r0 = Clock::now();
+    const double r0 = thread_seconds();
     const KernelValue rv = ref.evaluate(x.view(), y.view());
-    const double ref_eval = std::chrono::duration<double>(Clock::now() - r0).count();
+    const double ref_eval = thread_seconds() - r0;
     const double ref_pair = ref_eval / 3.0;
     speedup = ref_pair / fast_pair;
     std::printf("reference path: %.3f s per evaluate (3 recursions), %.3f s per pair recursion; "

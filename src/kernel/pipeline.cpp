@@ -18,6 +18,8 @@ void Workspace::reserve(const Network& net) {
   mid_t.resize(static_cast<std::size_t>(mid));
   plane_k.resize(static_cast<std::size_t>(plane));
   plane_t.resize(static_cast<std::size_t>(plane));
+  const std::int64_t roots = std::max<std::int64_t>(plane, net.max_pixels());
+  for (auto* v : {&in_a, &in_b, &out_a, &out_b}) v->resize(static_cast<std::size_t>(roots));
 }
 
 const char* isa_name(Isa isa) {

@@ -20,6 +20,7 @@ struct Workspace {
   std::vector<double> block[4];  // two (K, Θ) pairs of full blocks: current input and next output
   std::vector<double> mid_k, mid_t;      // one slab after pass A
   std::vector<double> plane_k, plane_t;  // one output plane
+  std::vector<double> in_a, in_b, out_a, out_b;  // per-position roots of the x' variance maps
   void reserve(const Network& net);
 };
 

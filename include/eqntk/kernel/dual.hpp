@@ -19,26 +19,36 @@ struct DualValue {
   double sigma_dot = 0.0;
 };
 
-/// Relative size of q1·q2 − c² below which a pair counts as exactly collinear (|ρ| = 1).
-/// At ρ = ±1, θ = atan2(s, c) turns a rounding residual ε·q1q2 in s² into θ ≈ √ε: the ReLU Σ̇ is only
-/// Hölder-½ there, so unsnapped self-pairs (every entry (t,t) of K(x,x)) would carry ~1e-8 noise that
+/// Size of 1 − ρ² (ρ = c/√(q1 q2)) below which a pair counts as exactly collinear (|ρ| = 1).
+/// At ρ = ±1 the ReLU Σ̇ = (π − θ)/(2π), θ = acos ρ, is only Hölder-½: a rounding residual ε in 1 − ρ²
+/// becomes θ ≈ √ε, so unsnapped self-pairs (every entry (t,t) of K(x,x)) would carry ~1e-8 noise that
 /// depends on summation order. Snapping moves genuinely near-collinear entries by at most √(64ε)/(2π).
 inline constexpr double kCollinearSnap = 64 * 2.220446049250313e-16;
 
-/// ReLU arc-cosine kernel of degree 1 (Cho & Saul). Uses atan2 so that rounding can never push
-/// c/√(q1 q2) past 1; s = c = 0 (zero-variance positions) gives θ = π/2, never NaN.
+/// ReLU arc-cosine kernel of degree 1 (Cho & Saul) in terms of the correlation ρ = c/√(q1 q2), clamped to
+/// [−1, 1] so that rounding can never leave the domain of acos:
+///   Σ = √(q1 q2)·(√(1−ρ²) + (π − θ) ρ)/(2π),  Σ̇ = (π − θ)/(2π),  θ = acos ρ.
+/// A zero variance (q1 = 0 or q2 = 0) gives ρ = 0, θ = π/2, Σ = 0: never NaN.
 inline DualValue relu_dual(double q1, double q2, double c) {
-  const double det = q1 * q2 - c * c;
-  const double s = det > kCollinearSnap * q1 * q2 ? std::sqrt(det) : 0.0;
-  const double theta = (s == 0.0 && c == 0.0) ? std::numbers::pi / 2 : std::atan2(s, c);
-  return {(s + (std::numbers::pi - theta) * c) / (2 * std::numbers::pi),
-          (std::numbers::pi - theta) / (2 * std::numbers::pi)};
+  constexpr double pi = std::numbers::pi;
+  const double sq1 = std::sqrt(q1), sq2 = std::sqrt(q2);
+  const double r1 = sq1 > 0 ? 1 / sq1 : 0.0, r2 = sq2 > 0 ? 1 / sq2 : 0.0;
+  const double rho = std::clamp(c * (r1 * r2), -1.0, 1.0);  // grouped so that swapping x, x2 is exact
+  const double om = (1 - rho) * (1 + rho);
+  const bool collinear = om <= kCollinearSnap;
+  const double theta = collinear ? (rho > 0 ? 0.0 : pi) : std::acos(rho);
+  const double sin_theta = collinear ? 0.0 : std::sqrt(om);
+  const double rest = (pi - theta) / (2 * pi);
+  return {sq1 * sq2 * (sin_theta / (2 * pi) + rest * rho), rest};
 }
 
-/// erf dual (Williams 1997): s = √((1+2q1)(1+2q2) − 4c²) ≥ 1 whenever |c| ≤ √(q1 q2).
+/// erf dual (Williams 1997) with z = 2c/√((1+2q1)(1+2q2)) ∈ (−1, 1):
+///   Σ = (2/π) asin z,  Σ̇ = (4/π)/√((1+2q1)(1+2q2)(1 − z²)).
 inline DualValue erf_dual(double q1, double q2, double c) {
-  const double s = std::sqrt(std::max((1 + 2 * q1) * (1 + 2 * q2) - 4 * c * c, 0.0));
-  return {(2 / std::numbers::pi) * std::atan2(2 * c, s), 4 / (std::numbers::pi * s)};
+  const double b1 = 1 / std::sqrt(1 + 2 * q1), b2 = 1 / std::sqrt(1 + 2 * q2);
+  const double z = std::clamp(2 * c * (b1 * b2), -1.0, 1.0);
+  const double om = std::max((1 - z) * (1 + z), 1e-300);
+  return {(2 / std::numbers::pi) * std::asin(z), (4 / std::numbers::pi) * (b1 * b2) / std::sqrt(om)};
 }
 
 /// Dispatch on the layer kind (relu, erf, id).
