@@ -6,20 +6,23 @@
 namespace eqntk::kernel::detail {
 
 void Workspace::reserve(const Network& net) {
+  pad = 0;
+  for (const Stage& st : net.stages())
+    if (is_spatial_linear(st.spec.kind)) pad = std::max<std::int64_t>(pad, st.p);
+  guard = std::max<std::int64_t>(pad, 8);
   std::int64_t block_size = 0, mid = 0, plane = 0;
   for (const Stage& st : net.stages()) {
     if (!is_spatial_linear(st.spec.kind)) continue;
-    block_size = std::max({block_size, st.h_in * st.w_in * st.h_in * st.w_in, st.h_out * st.w_out * st.h_out * st.w_out});
-    mid = std::max(mid, st.w_in * st.h_in * st.w_in);  // iw mid planes of at most ih·iw
-    plane = std::max(plane, st.h_out * st.w_out);
+    const std::int64_t in_plane = st.h_in * (st.w_in + 2 * pad), out_plane = st.h_out * (st.w_out + 2 * pad);
+    block_size = std::max({block_size, st.h_in * st.w_in * in_plane, st.h_out * st.w_out * out_plane});
+    mid = std::max(mid, st.w_in * in_plane);  // iw mid planes, each at most ih rows of the input stride
+    plane = std::max({plane, in_plane, out_plane});
   }
-  for (auto& b : block) b.resize(static_cast<std::size_t>(block_size));
-  mid_k.resize(static_cast<std::size_t>(mid));
-  mid_t.resize(static_cast<std::size_t>(mid));
-  plane_k.resize(static_cast<std::size_t>(plane));
-  plane_t.resize(static_cast<std::size_t>(plane));
-  const std::int64_t roots = std::max<std::int64_t>(plane, net.max_pixels());
-  for (auto* v : {&in_a, &in_b, &out_a, &out_b}) v->resize(static_cast<std::size_t>(roots));
+  const auto with_guards = [&](std::int64_t n) { return static_cast<std::size_t>(n + 2 * guard); };
+  for (auto& b : block) b.assign(with_guards(block_size), 0.0);
+  for (auto* v : {&mid_k, &mid_t}) v->assign(with_guards(mid), 0.0);
+  for (auto* v : {&plane_k, &plane_t, &in_a, &in_b, &out_a, &out_b}) v->assign(with_guards(plane), 0.0);
+  x2_padded.assign(with_guards(net.input_shape().channels * net.input_shape().height * (net.input_shape().width + 2 * pad)), 0.0);
 }
 
 const char* isa_name(Isa isa) {

@@ -15,12 +15,17 @@
 
 namespace eqntk::kernel::detail {
 
-/// Scratch memory of one PairKernel.
+/// Scratch memory of one PairKernel. Planes are stored with rows padded by `pad` columns on each side
+/// (pipeline_impl.cpp); every plane buffer has `guard` spare doubles before and after it.
 struct Workspace {
+  std::int64_t pad = 0;    // largest half-width p of the network's windows
+  std::int64_t guard = 0;  // ≥ pad
   std::vector<double> block[4];  // two (K, Θ) pairs of full blocks: current input and next output
   std::vector<double> mid_k, mid_t;      // one slab after pass A
   std::vector<double> plane_k, plane_t;  // one output plane
-  std::vector<double> in_a, in_b, out_a, out_b;  // per-position roots of the x' variance maps
+  std::vector<double> x2_padded;         // the x' channels as padded planes
+  std::vector<double> in_a, in_b, out_a, out_b;  // padded per-position roots of the x' variance maps
+  std::vector<double> obs_k, obs_t;      // unpadded copies for observers
   void reserve(const Network& net);
 };
 

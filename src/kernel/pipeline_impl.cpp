@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <numbers>
 
 #include "eqntk/kernel/box.hpp"
@@ -25,49 +26,74 @@ inline std::int64_t wrap(std::int64_t v, std::int64_t n) {
   return v < 0 ? v + n : v;
 }
 
-// One term of a window sum: w · in(o2 + d2, o3 + d3) over an ih×iw input plane.
+// Planes are stored with padded rows: an h×w plane occupies h rows of stride s = w + 2P, element
+// (o2, o3) at [o2·s + P + o3], and its pad columns hold zeros (zero padding) or wrapped copies of the row
+// (circular), whatever the layer that reads it needs. Every buffer has kGuard spare doubles on both
+// sides. A window term shifted by |d3| ≤ P columns then reads valid memory over whole rows, so a window
+// sum over a stretch of rows is one flat run; the pad columns of its output receive junk that
+// fill_pads() replaces.
+struct Geom {
+  std::int64_t h = 0, w = 0, s = 0;  // rows, columns, row stride
+  [[nodiscard]] std::int64_t size() const { return h * s; }
+};
+
+// One term of a window sum: w · in(o2 + d2, o3 + d3) over a plane of geometry gi.
 struct Term {
-  const double* in;
+  const double* in;  // plane base (row 0, first pad column)
   std::int64_t d2, d3;
   double w;
 };
-constexpr int kMaxTerms = 64;  // q·C terms for the lift (q ≤ 15 with C ≤ 4), q otherwise; more are chunked
+constexpr int kMaxTerms = 64;  // q·C terms for the lift, q otherwise; more are chunked
 
-// out[e] = Σ_t w_t·src_t[e] (or += with accumulate) for e in [0, n): every term in one pass, one store
-// per entry.
+// out[e] = Σ_t w_t·src_t[e] + bias (+ add[e]) for e in [0, n) — or out[e] += Σ_t w_t·src_t[e] with
+// accumulate — every term in one pass, one store per entry.
 inline void sum_run(double* __restrict out, std::int64_t n, const double* const* src, const double* w, int nt,
-                    bool accumulate) {
+                    bool accumulate, double bias = 0.0, const double* __restrict add = nullptr) {
   if (accumulate) {  // rare: lifts with more than kMaxTerms channel terms
     for (int t = 0; t < nt; ++t)
       for (std::int64_t e = 0; e < n; ++e) out[e] += w[t] * src[t][e];
     return;
   }
+  if (add != nullptr) {
+    switch (nt) {
+      case 3: {
+        const double *__restrict a = src[0], *__restrict b = src[1], *__restrict c = src[2];
+        const double wa = w[0], wb = w[1], wc = w[2];
+        for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + wc * c[e] + bias + add[e];
+        return;
+      }
+      default:
+        sum_run(out, n, src, w, nt, false, bias);
+        for (std::int64_t e = 0; e < n; ++e) out[e] += add[e];
+        return;
+    }
+  }
   switch (nt) {
     case 0:
-      std::fill(out, out + n, 0.0);
+      std::fill(out, out + n, bias);
       return;
     case 1: {
       const double* __restrict a = src[0];
       const double wa = w[0];
-      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e];
+      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + bias;
       return;
     }
     case 2: {
       const double *__restrict a = src[0], *__restrict b = src[1];
       const double wa = w[0], wb = w[1];
-      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e];
+      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + bias;
       return;
     }
     case 3: {
       const double *__restrict a = src[0], *__restrict b = src[1], *__restrict c = src[2];
       const double wa = w[0], wb = w[1], wc = w[2];
-      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + wc * c[e];
+      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + wc * c[e] + bias;
       return;
     }
     default: {
       const double *__restrict a = src[0], *__restrict b = src[1], *__restrict c = src[2], *__restrict d = src[3];
       const double wa = w[0], wb = w[1], wc = w[2], wd = w[3];
-      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + wc * c[e] + wd * d[e];
+      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + wc * c[e] + wd * d[e] + bias;
       for (int t = 4; t < nt; ++t) {
         const double* __restrict x = src[t];
         const double wx = w[t];
@@ -77,24 +103,38 @@ inline void sum_run(double* __restrict out, std::int64_t n, const double* const*
   }
 }
 
-// out(o2, o3) = Σ_t w_t · in_t(o2 + d2_t, o3 + d3_t) over an oh×ow plane from ih×iw planes; out-of-range
-// sources are zero (same/valid) or wrap (circular). Interior runs take every term in one pass.
-void window_plane(double* out, std::int64_t oh, std::int64_t ow, const Term* terms, int nt, std::int64_t ih,
-                  std::int64_t iw, bool circular, bool accumulate = false) {
+// Pad columns of rows [r0, r1): zeros, or the row's values wrapped around (circular).
+inline void fill_pads(double* plane, const Geom& g, std::int64_t pad, bool wrap_values, std::int64_t r0,
+                      std::int64_t r1) {
+  if (pad == 0) return;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    double* row = plane + r * g.s + pad;  // interior starts here
+    for (std::int64_t k = 1; k <= pad; ++k) {
+      row[-k] = wrap_values ? row[wrap(-k, g.w)] : 0.0;
+      row[g.w - 1 + k] = wrap_values ? row[wrap(g.w - 1 + k, g.w)] : 0.0;
+    }
+  }
+}
+
+// out(o2, o3) = Σ_t w_t · in_t(o2 + d2_t, o3 + d3_t) over plane geometry go from planes of geometry gi;
+// out-of-range rows are zero (same/valid) or wrap (circular); columns come from the pads. Leaves the
+// pad columns of `out` as zeros or wrapped values (wrap_out).
+// With bias/add: out = Σ + bias + add, add being a plane of geometry go (unshifted).
+void window_plane(double* out, const Geom& go, const Term* terms, int nt, const Geom& gi, std::int64_t pad,
+                  bool circular, bool wrap_out, bool accumulate = false, double bias = 0.0,
+                  const double* add = nullptr) {
   const double* src[kMaxTerms];
   double wgt[kMaxTerms];
-  bool rows_only = ow == iw;
-  for (int t = 0; t < nt; ++t) rows_only = rows_only && terms[t].d3 == 0;
-  if (rows_only && !circular) {
-    // Each term covers a contiguous band of output rows; between consecutive band edges the set of
-    // terms is fixed, and rows are contiguous, so each stretch is one flat run.
+  if (go.s == gi.s) {
+    // Between consecutive cut rows the set of terms and their source rows are fixed: one flat run.
     std::int64_t cuts[2 * kMaxTerms + 2];
     int ncut = 0;
     cuts[ncut++] = 0;
-    cuts[ncut++] = oh;
+    cuts[ncut++] = go.h;
     for (int t = 0; t < nt; ++t) {
-      cuts[ncut++] = std::clamp<std::int64_t>(-terms[t].d2, 0, oh);
-      cuts[ncut++] = std::clamp<std::int64_t>(ih - terms[t].d2, 0, oh);
+      // Zero padding: the rows with a source; circular: the row where the source wraps (oh ≤ ih, so once).
+      cuts[ncut++] = circular ? std::min(wrap(-terms[t].d2, gi.h), go.h) : std::clamp<std::int64_t>(-terms[t].d2, 0, go.h);
+      cuts[ncut++] = std::clamp<std::int64_t>(gi.h - terms[t].d2, 0, go.h);
     }
     std::sort(cuts, cuts + ncut);
     for (int c = 0; c + 1 < ncut; ++c) {
@@ -102,55 +142,32 @@ void window_plane(double* out, std::int64_t oh, std::int64_t ow, const Term* ter
       if (r1 <= r0) continue;
       int k = 0;
       for (int t = 0; t < nt; ++t) {
-        const std::int64_t s0 = r0 + terms[t].d2;
-        if (s0 < 0 || s0 + (r1 - r0) > ih) continue;
-        src[k] = terms[t].in + s0 * iw;
+        std::int64_t s0 = r0 + terms[t].d2;
+        if (s0 < 0 || s0 >= gi.h) {
+          if (!circular) continue;
+          s0 = wrap(s0, gi.h);  // the cuts keep the whole stretch on one side of the wrap
+        }
+        src[k] = terms[t].in + s0 * gi.s + terms[t].d3;
         wgt[k++] = terms[t].w;
       }
-      sum_run(out + r0 * ow, (r1 - r0) * ow, src, wgt, k, accumulate);
+      sum_run(out + r0 * go.s, (r1 - r0) * go.s, src, wgt, k, accumulate, bias,
+              add != nullptr ? add + r0 * go.s : nullptr);
     }
-    return;
-  }
-  for (std::int64_t o2 = 0; o2 < oh; ++o2) {
-    double* __restrict orow = out + o2 * ow;
-    // Terms whose source row exists, and the columns where all of them are in range without wrapping.
-    Term live[kMaxTerms];
-    int k = 0;
-    std::int64_t lo = 0, hi = ow;
-    for (int t = 0; t < nt; ++t) {
-      std::int64_t s2 = o2 + terms[t].d2;
-      if (s2 < 0 || s2 >= ih) {
-        if (!circular) continue;
-        s2 = wrap(s2, ih);
+  } else {
+    // Valid padding shrinking the columns: rows of different strides, one run per row, never out of range.
+    for (std::int64_t o2 = 0; o2 < go.h; ++o2) {
+      int k = 0;
+      for (int t = 0; t < nt; ++t) {
+        const std::int64_t s2 = o2 + terms[t].d2;
+        if (s2 < 0 || s2 >= gi.h) continue;
+        src[k] = terms[t].in + s2 * gi.s + pad + terms[t].d3;
+        wgt[k++] = terms[t].w;
       }
-      live[k] = {terms[t].in + s2 * iw, 0, terms[t].d3, terms[t].w};
-      lo = std::max(lo, -terms[t].d3);
-      hi = std::min(hi, iw - terms[t].d3);
-      ++k;
-    }
-    lo = std::min(lo, ow);
-    hi = std::max(hi, lo);
-    for (int t = 0; t < k; ++t) {
-      src[t] = live[t].in + lo + live[t].d3;
-      wgt[t] = live[t].w;
-    }
-    sum_run(orow + lo, hi - lo, src, wgt, k, accumulate);
-    // Edge columns: per term, in range (or wrapped) or not.
-    for (std::int64_t o3 = 0; o3 < ow; ++o3) {
-      if (o3 == lo) o3 = hi;
-      if (o3 >= ow) break;
-      double acc = 0.0;
-      for (int t = 0; t < k; ++t) {
-        std::int64_t s3 = o3 + live[t].d3;
-        if (s3 < 0 || s3 >= iw) {
-          if (!circular) continue;
-          s3 = wrap(s3, iw);
-        }
-        acc += live[t].w * live[t].in[s3];
-      }
-      orow[o3] = accumulate ? orow[o3] + acc : acc;
+      sum_run(out + o2 * go.s + pad, go.w, src, wgt, k, accumulate, bias,
+              add != nullptr ? add + o2 * go.s + pad : nullptr);
     }
   }
+  fill_pads(out, go, pad, wrap_out, 0, go.h);
 }
 
 // Sum of n values with 8 independent partial sums (vectorisable, fixed order: deterministic).
@@ -175,18 +192,20 @@ inline std::int64_t source(std::int64_t o, std::int64_t off, std::int64_t move, 
 struct Input {
   bool from_images = false;  // lift / first conv: K⁰ planes built from the two images on the fly
   const ImageView* x = nullptr;
-  const ImageView* x2 = nullptr;
+  const double* x2_padded = nullptr;  // the x' channels as padded planes (lift)
   double* k = nullptr;        // stored block (pre-activation until activated)
   double* t = nullptr;        // Θ block; equal to k while Θ = K (after a first layer, no nonlinearity yet)
   double* t_store = nullptr;  // where the activation writes Σ̇⊙Θ (may equal t, never k)
   LayerKind activation = LayerKind::id;  // nonlinearity to apply lazily, slab by slab
   const double* var1 = nullptr;
-  DualSide side{nullptr, nullptr};  // roots of the x' variance map (prepare_side)
+  DualSide side{nullptr, nullptr};  // padded roots of the x' variance map (prepare_side)
 };
 
-// Where a linear layer's output goes: stored, or straight into the pooled sums (after `activation`).
+// Where a linear layer's output goes: stored (pads prepared for the next layer), or straight into the
+// pooled sums after `activation`.
 struct Output {
   bool pool = false;
+  bool wrap_pads = false;  // the next layer is circular
   double* k = nullptr;
   double* t = nullptr;
   LayerKind activation = LayerKind::id;
@@ -195,27 +214,40 @@ struct Output {
   double sum_k = 0.0, sum_t = 0.0;
 };
 
-// Applies the pending nonlinearity to input slab ii (all jj planes), in place.
-void activate_slab(Input& in, std::int64_t ii, std::int64_t ih, std::int64_t iw) {
-  const std::int64_t plane = ih * iw;
-  for (std::int64_t jj = 0; jj < iw; ++jj) {
-    const std::int64_t p = ii * iw + jj;
+// Padded roots of a variance map (pads zero: a zero variance gives Σ = Σ̇⊙Θ = 0 on zero pads).
+void prepare_side_padded(LayerKind kind, const double* q, const Geom& g, std::int64_t pad, double* a, double* b) {
+  std::fill(a, a + g.size(), 0.0);
+  std::fill(b, b + g.size(), 0.0);
+  for (std::int64_t r = 0; r < g.h; ++r) prepare_side(kind, q + r * g.w, g.w, a + r * g.s + pad, b + r * g.s + pad);
+}
+
+// Applies the pending nonlinearity to input slab ii (all jj planes), in place, over whole padded planes;
+// zero pads stay zero, wrapped pads are refreshed.
+void activate_slab(Input& in, std::int64_t ii, const Geom& g, std::int64_t pad, bool wrap_pads) {
+  const std::int64_t plane = g.size();
+  for (std::int64_t jj = 0; jj < g.w; ++jj) {
+    const std::int64_t p = ii * g.w + jj;
     double* k = in.k + p * plane;
-    const double* t = in.t + p * plane;
+    double* t = in.t_store + p * plane;
     double a1 = 0, b1 = 0;
     side_scalars(in.activation, in.var1[p], a1, b1);
-    dual_run(in.activation, a1, b1, in.side, k, t, k, in.t_store + p * plane, plane);
+    dual_run(in.activation, a1, b1, in.side, k, in.t + p * plane, k, t, plane);
+    if (wrap_pads) {
+      fill_pads(k, g, pad, true, 0, g.h);
+      fill_pads(t, g, pad, true, 0, g.h);
+    }
   }
 }
 
 void run_layer(const Stage& st, int delta, Input& in, Output& out, Workspace& ws) {
   const auto lines = box_lines(delta);
+  const std::int64_t pad = ws.pad;
   const bool circular = st.spec.pad == Padding::circular;
   const std::int64_t off = st.spec.pad == Padding::valid ? st.p : 0;
   const std::int64_t ih = st.h_in, iw = st.w_in, oh = st.h_out, ow = st.w_out;
   // Pass A reduces dim 0 and lines[0].dv; pass B dim 1 and lines[1].dv (each by 2·off under valid).
   const std::int64_t mh = lines[0].dv == 2 ? oh : ih, mw = lines[0].dv == 3 ? ow : iw;
-  const std::int64_t in_plane = ih * iw, mid_plane = mh * mw, out_plane = oh * ow;
+  const Geom gi{ih, iw, iw + 2 * pad}, gm{mh, mw, mw + 2 * pad}, go{oh, ow, ow + 2 * pad};
   const double scale = st.w2 / static_cast<double>(st.q * st.q);
   const bool lift = in.from_images;
   const bool theta = !lift;  // a first layer has Θ = K: only K is summed
@@ -223,22 +255,28 @@ void run_layer(const Stage& st, int delta, Input& in, Output& out, Workspace& ws
   // After activation Σ̇⊙Θ lives in t_store (Θ may have been K itself before).
   const double* t_read = activate ? in.t_store : in.t;
   if (activate && circular) {  // slabs wrap around: activate everything first
-    for (std::int64_t ii = 0; ii < ih; ++ii) activate_slab(in, ii, ih, iw);
+    for (std::int64_t ii = 0; ii < ih; ++ii) activate_slab(in, ii, gi, pad, true);
   }
   std::int64_t activated = circular ? ih - 1 : -1;
-  double* mid_k = ws.mid_k.data();
-  double* mid_t = ws.mid_t.data();
-  double* pk = ws.plane_k.data();
-  double* pt = ws.plane_t.data();
+  double* mid_k = ws.mid_k.data() + ws.guard;
+  double* mid_t = ws.mid_t.data() + ws.guard;
+  double* pk = ws.plane_k.data() + ws.guard;
+  double* pt = ws.plane_t.data() + ws.guard;
   const double inv_c = lift ? 1.0 / static_cast<double>(in.x->channels) : 1.0;
+  Term tk[kMaxTerms], tt[kMaxTerms];
+  // Non-circular layers walk the output in column strips so that the q input slabs a strip touches
+  // stay in L2 between the q output rows that reuse them (mid planes at strip edges are made twice).
+  const std::int64_t col_bytes = static_cast<std::int64_t>(st.q) * 2 * 8 * gi.size();
+  const std::int64_t strip = circular ? ow : std::clamp<std::int64_t>((1 << 20) / std::max<std::int64_t>(col_bytes, 1) - 2 * st.p, 4, ow);
+  for (std::int64_t j0 = 0; j0 < ow; j0 += strip) {
+  const std::int64_t j1 = std::min(ow, j0 + strip);
   for (std::int64_t i = 0; i < oh; ++i) {
     if (activate) {
       const std::int64_t need = std::min(ih - 1, i + off + st.p);
-      for (; activated < need; ++activated) activate_slab(in, activated + 1, ih, iw);
+      for (; activated < need; ++activated) activate_slab(in, activated + 1, gi, pad, false);
     }
-    // Pass A: mid[jj] = Σ_a shift(in[i+off+a][jj]) for every input column jj.
-    Term tk[kMaxTerms], tt[kMaxTerms];
-    for (std::int64_t jj = 0; jj < iw; ++jj) {
+    // Pass A: mid plane jj = Σ_a shift(in[i+off+a][jj]).
+    const auto make_mid = [&](std::int64_t jj, double* mk, double* mt) {
       int nk = 0, ntt = 0;
       bool accumulate = false;
       for (int a = -st.p; a <= st.p; ++a) {
@@ -249,61 +287,85 @@ void run_layer(const Stage& st, int delta, Input& in, Output& out, Workspace& ws
         if (lift) {
           for (std::int64_t c = 0; c < in.x->channels; ++c) {
             if (nk == kMaxTerms) {  // very many channels: sum them in chunks
-              window_plane(mid_k + jj * mid_plane, mh, mw, tk, nk, ih, iw, circular, accumulate);
+              window_plane(mk, gm, tk, nk, gi, pad, circular, circular, accumulate);
               accumulate = true;
               nk = 0;
             }
-            tk[nk++] = {in.x2->data + c * in_plane, d2, d3, in.x->data[(c * ih + ii) * iw + jj] * inv_c};
+            tk[nk++] = {in.x2_padded + c * gi.size(), d2, d3, in.x->data[(c * ih + ii) * iw + jj] * inv_c};
           }
         } else {
-          const std::int64_t p = (ii * iw + jj) * in_plane;
+          const std::int64_t p = (ii * iw + jj) * gi.size();
           tk[nk++] = {in.k + p, d2, d3, 1.0};
           tt[ntt++] = {t_read + p, d2, d3, 1.0};
         }
       }
-      if (nk > 0 || !accumulate) window_plane(mid_k + jj * mid_plane, mh, mw, tk, nk, ih, iw, circular, accumulate);
-      if (theta) window_plane(mid_t + jj * mid_plane, mh, mw, tt, ntt, ih, iw, circular);
-    }
-    // Pass B: out[i][j] = scale · Σ_b shift(mid[j+off+b]) + bias, then store or pool.
-    for (std::int64_t j = 0; j < ow; ++j) {
+      if (nk > 0 || !accumulate) window_plane(mk, gm, tk, nk, gi, pad, circular, circular, accumulate);
+      if (theta) window_plane(mt, gm, tt, ntt, gi, pad, circular, circular);
+    };
+    // Pass B: out[i][j] = scale · Σ_b shift(mid plane j+off+b) + bias, then store or pool.
+    const auto emit = [&](std::int64_t j, const std::function<std::int64_t(std::int64_t)>& slot) {
       int nk = 0;
       for (int b = -st.p; b <= st.p; ++b) {
         const std::int64_t jj = source(j, off, b, iw, circular);
         if (jj < 0) continue;
         const std::int64_t move = lines[1].sign * b + off;
         const std::int64_t d2 = lines[1].dv == 2 ? move : 0, d3 = lines[1].dv == 3 ? move : 0;
-        tk[nk] = {mid_k + jj * mid_plane, d2, d3, 1.0};
-        tt[nk++] = {mid_t + jj * mid_plane, d2, d3, 1.0};
+        const std::int64_t m = slot(jj) * gm.size();
+        tk[nk] = {mid_k + m, d2, d3, scale};
+        tt[nk++] = {mid_t + m, d2, d3, scale};
       }
-      window_plane(pk, oh, ow, tk, nk, mh, mw, circular);
-      if (theta) window_plane(pt, oh, ow, tt, nk, mh, mw, circular);
-      double* ok = out.pool ? pk : out.k + (i * ow + j) * out_plane;
-      double* ot = out.pool ? pt : out.t + (i * ow + j) * out_plane;
-      for (std::int64_t e = 0; e < out_plane; ++e) ok[e] = scale * pk[e] + st.b2;
+      // K' = σ_w²/q² S(Σ) + σ_b² and Θ' = σ_w²/q² S(Σ̇⊙Θ) + K', straight into their destination.
+      const std::int64_t n = go.size();
+      double* ok = out.pool ? pk : out.k + (i * ow + j) * n;
+      double* ot = out.pool ? pt : out.t + (i * ow + j) * n;
+      window_plane(ok, go, tk, nk, gm, pad, circular, out.wrap_pads, false, st.b2);
       if (theta) {
-        for (std::int64_t e = 0; e < out_plane; ++e) ot[e] = scale * pt[e] + ok[e];
+        window_plane(ot, go, tt, nk, gm, pad, circular, out.wrap_pads, false, 0.0, ok);
       } else if (out.pool) {
-        std::copy(ok, ok + out_plane, ot);
+        std::copy(ok, ok + n, ot);
       }
       if (out.pool) {
         if (out.activation != LayerKind::id) {
           double a1 = 0, b1 = 0;
           side_scalars(out.activation, out.var1[i * ow + j], a1, b1);
-          dual_run(out.activation, a1, b1, out.side, ok, ot, ok, ot, out_plane);
+          dual_run(out.activation, a1, b1, out.side, ok, ot, ok, ot, n);
         }
-        out.sum_k += sum_vec(ok, out_plane);
-        out.sum_t += sum_vec(ot, out_plane);
+        out.sum_k += sum_vec(ok, n);
+        out.sum_t += sum_vec(ot, n);
       }
+    };
+    if (circular) {
+      // Output planes near one edge need mid planes from the other: keep the whole slab.
+      for (std::int64_t jj = 0; jj < iw; ++jj) make_mid(jj, mid_k + jj * gm.size(), mid_t + jj * gm.size());
+      for (std::int64_t j = 0; j < ow; ++j) emit(j, [](std::int64_t jj) { return jj; });
+    } else {
+      // A ring of q mid planes (L1-resident): output j needs mid planes j+off−p .. j+off+p, the last q made.
+      const auto ring = [q = st.q](std::int64_t jj) { return jj % q; };
+      std::int64_t next = j0;
+      const std::int64_t jj_end = std::min(iw, j1 + off + st.p);
+      for (std::int64_t jj = std::max<std::int64_t>(0, j0 + off - st.p); jj < jj_end; ++jj) {
+        make_mid(jj, mid_k + ring(jj) * gm.size(), mid_t + ring(jj) * gm.size());
+        for (; next < j1 && next + off + st.p <= jj; ++next) emit(next, ring);
+      }
+      for (; next < j1; ++next) emit(next, ring);
     }
+  }
   }
 }
 
-// Sum of a stored block (readout without a fused layer: observer mode).
-void sum_block(const double* k, const double* t, std::int64_t planes, std::int64_t plane, double& sk, double& st) {
-  for (std::int64_t p = 0; p < planes; ++p) {
-    sk += sum_vec(k + p * plane, plane);
-    st += sum_vec(t + p * plane, plane);
-  }
+// The index of the next spatial linear stage after s (or the readout when there is none).
+std::size_t next_linear(const Network& net, std::size_t s) {
+  for (std::size_t n = s + 1; n < net.readout_stage(); ++n)
+    if (is_spatial_linear(net.stages()[n].spec.kind)) return n;
+  return net.readout_stage();
+}
+
+// Copies a padded block into the unpadded [i][j][i'][j'] layout of BlockView (observer mode).
+void unpad_block(const double* block, const Geom& g, std::int64_t pad, std::vector<double>& out) {
+  out.resize(static_cast<std::size_t>(g.h * g.w * g.h * g.w));
+  for (std::int64_t p = 0; p < g.h * g.w; ++p)
+    for (std::int64_t r = 0; r < g.h; ++r)
+      std::copy_n(block + p * g.size() + r * g.s + pad, g.w, out.begin() + (p * g.h + r) * g.w);
 }
 
 }  // namespace
@@ -312,16 +374,28 @@ KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx,
                     const SelfChain& sx2, Workspace& ws, const BlockObserver* observer) {
   const auto& stages = net.stages();
   const std::size_t readout = net.readout_stage();
+  const std::int64_t pad = ws.pad;
   std::size_t last_linear = 0;
   for (std::size_t s = 0; s < readout; ++s)
     if (is_spatial_linear(stages[s].spec.kind)) last_linear = s;
+  // The x' channels as padded planes for the first layer (zero or wrapped pads per its padding).
+  {
+    const Stage& first = stages[next_linear(net, static_cast<std::size_t>(-1))];
+    const Geom g{x2.height, x2.width, x2.width + 2 * pad};
+    double* dst = ws.x2_padded.data() + ws.guard;
+    for (std::int64_t c = 0; c < x2.channels; ++c) {
+      for (std::int64_t r = 0; r < g.h; ++r)
+        std::copy_n(x2.data + (c * g.h + r) * g.w, g.w, dst + c * g.size() + r * g.s + pad);
+      fill_pads(dst + c * g.size(), g, pad, first.spec.pad == Padding::circular, 0, g.h);
+    }
+  }
   double sum_k = 0.0, sum_t = 0.0;
   std::int64_t pooled_pixels = 0;
   for (int delta = 0; delta < net.rotations(); ++delta) {
-    double* cur_k = ws.block[0].data();
-    double* cur_t = ws.block[1].data();
-    double* nxt_k = ws.block[2].data();
-    double* nxt_t = ws.block[3].data();
+    double* cur_k = ws.block[0].data() + ws.guard;
+    double* cur_t = ws.block[1].data() + ws.guard;
+    double* nxt_k = ws.block[2].data() + ws.guard;
+    double* nxt_t = ws.block[3].data() + ws.guard;
     bool theta_is_k = false;
     LayerKind pending = LayerKind::id;
     const double *pv1 = nullptr, *pv2 = nullptr;
@@ -329,29 +403,33 @@ KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx,
     bool pooled = false;
     for (std::size_t s = 0; s < readout; ++s) {
       const Stage& st = stages[s];
+      const Geom g{h, w, w + 2 * pad};
       if (is_spatial_linear(st.spec.kind)) {
         Input in;
         in.from_images = st.in_state == StateKind::input;
         in.x = &x;
-        in.x2 = &x2;
+        in.x2_padded = ws.x2_padded.data() + ws.guard;
         in.k = cur_k;
         in.t = theta_is_k ? cur_k : cur_t;
         in.t_store = cur_t;
         in.activation = pending;
         in.var1 = pv1;
         if (pending != LayerKind::id) {
-          prepare_side(pending, pv2, st.h_in * st.w_in, ws.in_a.data(), ws.in_b.data());
+          prepare_side_padded(pending, pv2, g, pad, ws.in_a.data(), ws.in_b.data());
           in.side = {ws.in_a.data(), ws.in_b.data()};
         }
         Output out;
         // Fuse the last layer with its nonlinearity and the pooling, unless every state must be seen.
         out.pool = s == last_linear && observer == nullptr;
+        const std::size_t next = next_linear(net, s);
+        out.wrap_pads = !out.pool && next < readout && stages[next].spec.pad == Padding::circular;
         out.k = nxt_k;
         out.t = nxt_t;
         if (out.pool && s + 1 < readout && is_nonlinearity(stages[s + 1].spec.kind)) {
           out.activation = stages[s + 1].spec.kind;
           out.var1 = sx.var[s + 1].data();
-          prepare_side(out.activation, sx2.var[s + 1].data(), st.h_out * st.w_out, ws.out_a.data(), ws.out_b.data());
+          prepare_side_padded(out.activation, sx2.var[s + 1].data(), Geom{st.h_out, st.w_out, st.w_out + 2 * pad}, pad,
+                              ws.out_a.data(), ws.out_b.data());
           out.side = {ws.out_a.data(), ws.out_b.data()};
         }
         run_layer(st, delta, in, out, ws);
@@ -367,7 +445,12 @@ KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx,
         std::swap(cur_t, nxt_t);
         theta_is_k = in.from_images;
         pending = LayerKind::id;
-        if (observer != nullptr) (*observer)(s, delta, BlockView{h, w, cur_k, theta_is_k ? cur_k : cur_t});
+        if (observer != nullptr) {
+          const Geom go{h, w, w + 2 * pad};
+          unpad_block(cur_k, go, pad, ws.obs_k);
+          unpad_block(theta_is_k ? cur_k : cur_t, go, pad, ws.obs_t);
+          (*observer)(s, delta, BlockView{h, w, ws.obs_k.data(), ws.obs_t.data()});
+        }
       } else if (is_nonlinearity(st.spec.kind)) {
         pending = st.spec.kind;
         pv1 = sx.var[s].data();
@@ -375,22 +458,34 @@ KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx,
         if (observer != nullptr) {
           // Materialise the post-activation state now.
           if (pending != LayerKind::id) {
-            const std::int64_t plane = h * w;
-            prepare_side(pending, pv2, plane, ws.in_a.data(), ws.in_b.data());
-            for (std::int64_t p = 0; p < h * w; ++p) {
-              double a1 = 0, b1 = 0;
-              side_scalars(pending, pv1[p], a1, b1);
-              dual_run(pending, a1, b1, {ws.in_a.data(), ws.in_b.data()}, cur_k + p * plane,
-                       (theta_is_k ? cur_k : cur_t) + p * plane, cur_k + p * plane, cur_t + p * plane, plane);
-            }
+            const std::size_t next = next_linear(net, s);
+            const bool wrap_pads = next < readout && stages[next].spec.pad == Padding::circular;
+            prepare_side_padded(pending, pv2, g, pad, ws.in_a.data(), ws.in_b.data());
+            Input in;
+            in.k = cur_k;
+            in.t = theta_is_k ? cur_k : cur_t;
+            in.t_store = cur_t;
+            in.activation = pending;
+            in.var1 = pv1;
+            in.side = {ws.in_a.data(), ws.in_b.data()};
+            for (std::int64_t ii = 0; ii < h; ++ii) activate_slab(in, ii, g, pad, wrap_pads);
             theta_is_k = false;
           }
           pending = LayerKind::id;
-          (*observer)(s, delta, BlockView{h, w, cur_k, theta_is_k ? cur_k : cur_t});
+          unpad_block(cur_k, g, pad, ws.obs_k);
+          unpad_block(theta_is_k ? cur_k : cur_t, g, pad, ws.obs_t);
+          (*observer)(s, delta, BlockView{h, w, ws.obs_k.data(), ws.obs_t.data()});
         }
       }
     }
-    if (!pooled) sum_block(cur_k, theta_is_k ? cur_k : cur_t, h * w, h * w, sum_k, sum_t);
+    if (!pooled) {
+      // Observer mode: pool the stored block (its pads are zero: no circular layer follows).
+      const Geom g{h, w, w + 2 * pad};
+      for (std::int64_t p = 0; p < h * w; ++p) {
+        sum_k += sum_vec(cur_k + p * g.size(), g.size());
+        sum_t += sum_vec((theta_is_k ? cur_k : cur_t) + p * g.size(), g.size());
+      }
+    }
     pooled_pixels = h * w;
   }
   // gpool/gap: mean over every (g, g') = (1/4) Σ_Δ mean_{t,t'} B_Δ (MATH.md §5.1).
