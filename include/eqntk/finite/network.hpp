@@ -64,6 +64,10 @@ class FiniteNetwork {
   FiniteNetwork(FiniteNetwork&&) noexcept;
   FiniteNetwork& operator=(FiniteNetwork&&) noexcept;
 
+  /// Redraws every parameter exactly as the constructor would with `seed` (same values as
+  /// FiniteNetwork(net, width, seed)), reusing all buffers: one object serves many initializations.
+  void reseed(std::uint64_t seed);
+
   [[nodiscard]] const kernel::Network& network() const { return net_; }
   [[nodiscard]] std::int64_t width() const { return width_; }
   [[nodiscard]] std::int64_t parameter_count() const { return static_cast<std::int64_t>(theta_.size()); }
@@ -124,5 +128,10 @@ struct EmpiricalKernels {
 /// Computes EmpiricalKernels of `net` on `images` (one forward and backward pass per image).
 /// Throws InvalidArgument on a shape mismatch.
 [[nodiscard]] EmpiricalKernels empirical_kernels(FiniteNetwork& net, const kernel::ImageSet& images);
+
+/// As above, keeping the gradients in `gradients` (resized to count·parameter_count()), so that repeated
+/// calls, one per initialization, do not allocate them afresh.
+[[nodiscard]] EmpiricalKernels empirical_kernels(FiniteNetwork& net, const kernel::ImageSet& images,
+                                                 std::vector<double>& gradients);
 
 }  // namespace eqntk::finite

@@ -1,0 +1,87 @@
+// NNGP and NTK of one pair of spherical signals through an SO(3) network with global filters, by the exact
+// reduction of SO3_MATH.md §3 and the algorithm of §4.3:
+//
+//   K_1(P) = σ1² c(P) + b1²,  Θ_1 = K_1,  q_1 = σ1² q(x) + b1²       (s2lift; c = c_{xx'}, q = q(x))
+//   nonlinearity:  K ← V_φ(q, q', K),  Θ ← V_φ'(q, q', K) Θ,  q ← V_φ(q, q, q)     (pointwise on SO(3))
+//   so3conv:       K ← σ² K + b²,      Θ ← K + σ² Θ,          q ← σ² q + b²
+//   so3pool:       (K, Θ) ← (⟨K⟩, ⟨Θ⟩), the Haar average over the grid of network.hpp
+//   head (dense, nonlinearities on the pooled scalars) as in the planar engine.
+// Per pair: the cross-spectrum M^l_{mn} = (1/C) Σ_c a^c_{lm} conj(b^c_{ln}); for each β_j the Wigner sums
+// S_j(m,n) = Σ_l M^l_{mn} d^l_{mn}(β_j), one c2r FFT giving c(α_a, β_j, γ_g) = (1/4π) Σ S_j e^{i(mα+nγ)}, the
+// pointwise recursion and the weighted sums. Streaming over β keeps the working set at a few N² doubles.
+//
+// Thread safety: a PairKernel owns its workspace; use one per thread (they share the Network's grid).
+// SelfChain is read-only in evaluate() and may be shared. The result is a deterministic function of
+// (network, x, x2); K(x,x2) and K(x2,x) agree to rounding, not bitwise.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "eqntk/kernel/pair_kernel.hpp"
+#include "eqntk/so3/network.hpp"
+#include "eqntk/so3/signal.hpp"
+
+namespace eqntk::so3 {
+
+using kernel::KernelValue;
+
+/// Per-item data every pair needs; computed once per item by PairKernel::self_chain.
+struct SelfChain {
+  /// var[s] for each nonlinearity s before so3pool: the (constant) pre-activation variance q_k(x); 0 elsewhere.
+  std::vector<double> var;
+  /// head_var[s] for each nonlinearity s after so3pool: the pooled pre-activation K(x,x); 0 elsewhere.
+  std::vector<double> head_var;
+  /// The so3pool output (⟨S_D⟩, ⟨Ṡ_D Θ_D⟩) of the pair (x, x).
+  KernelValue pooled;
+  /// K(x,x), Θ(x,x): the Gram diagonal.
+  KernelValue self;
+};
+
+/// The variances var[s] of SelfChain for an item of variance q = q(x) (SO3_MATH.md §3, "variances").
+[[nodiscard]] std::vector<double> layer_variances(const Network& net, double q);
+
+/// The head (the stages after so3pool) applied to a pooled kernel. head_var, head_var2: SelfChain::head_var
+/// of the two sides (only read at head nonlinearities).
+[[nodiscard]] KernelValue apply_head(const Network& net, KernelValue pooled, std::span<const double> head_var,
+                                     std::span<const double> head_var2);
+
+/// The head of a self-pair: records the head variances from the pooled self-kernel and returns K(x,x), Θ(x,x).
+[[nodiscard]] KernelValue self_head(const Network& net, KernelValue pooled_self, std::vector<double>& head_var);
+
+class PairKernel {
+ public:
+  /// Allocates the workspace for one pair (a few N² doubles).
+  explicit PairKernel(Network net);
+  ~PairKernel();
+  PairKernel(PairKernel&&) noexcept;
+  PairKernel& operator=(PairKernel&&) noexcept;
+
+  [[nodiscard]] const Network& network() const { return net_; }
+
+  /// Layer variances, pooled self-kernel, head variances and K(x,x), Θ(x,x) of item x.
+  /// Throws InvalidArgument unless x has the network's L and C.
+  [[nodiscard]] SelfChain self_chain(const Signal& x);
+
+  /// K(x, x2), Θ(x, x2). sx, sx2 must be self_chain(x), self_chain(x2) of this network.
+  [[nodiscard]] KernelValue evaluate(const Signal& x, const SelfChain& sx, const Signal& x2, const SelfChain& sx2);
+
+  /// The so3pool output (⟨S_D⟩, ⟨Ṡ_D Θ_D⟩) of the pair, before the head (molecule kernels sum these).
+  [[nodiscard]] KernelValue pooled(const Signal& x, const SelfChain& sx, const Signal& x2, const SelfChain& sx2);
+
+  /// The correlation c_{xx'}(α_a, β_j, γ_g) on grid slice j as computed inside evaluate(): out[a·N + g]
+  /// (N² values). For tests and diagnostics.
+  void correlation_slice(const Signal& x, const Signal& x2, int j, std::span<double> out);
+
+ private:
+  struct Workspace;
+  void check_input(const Signal& x) const;
+  void cross_spectrum(const Signal& x, const Signal& x2);
+  void synthesize(std::size_t j);  // c on slice j into the workspace grid
+
+  Network net_;
+  std::unique_ptr<Workspace> ws_;
+};
+
+}  // namespace eqntk::so3

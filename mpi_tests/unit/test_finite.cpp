@@ -1,0 +1,527 @@
+// Finite-width networks (eqntk/finite/network.hpp): the MATH.md §2 parameterization, exact gradients,
+// symmetry, and a small Monte Carlo check of the analytic kernels (MATH.md §8).
+//
+// 1. FiniteForward: every layer's output is recomputed here, term by term, from the MATH.md §2 formula
+//    and the parameters() layout documented in the header (own R, own padding, own (r + s) mod 4).
+//    Both sides sum the same ≤ fan-in terms in different orders, so they agree to fan-in·ε·Σ|terms|
+//    (Higham §4.2); the test allows 4× that.
+// 2. FiniteGradient: the directional derivative g·v of every parameter block (v random, zero outside the
+//    block) against central differences D(h). D(h) errs by c·h² (truncation) plus u/h (u: rounding of one
+//    forward pass), so with D(h) and D(h/2): |D(h/2) − g·v| ≤ |D(h) − D(h/2)| + 4u/h, where
+//    |D(h) − D(h/2)| ≈ ¾ c h² bounds the truncation of D(h/2) (c h²/4) three times over, and
+//    u ≤ (stages · max fan-in)·ε·max(1, |f|) is Higham's bound for the chain of sums of O(1) terms that
+//    the NTK parameterization keeps. In each block f is piecewise linear for relu/id networks (exact FD
+//    away from kinks) and smooth for erf. The test also requires |g·v| ≥ 100× the tolerance, so a kink
+//    crossed by the difference (which would inflate |D(h) − D(h/2)|) cannot pass silently.
+// 3. FiniteSymmetry: with gpool the p4 network is invariant under all four input rotations (rounding
+//    only: the rotated input permutes the summands); the lifted/group-convolved maps are equivariant,
+//    F[ρx](·, r) = rot90(F[x](·, r − 1)); a CNN with gap is not invariant.
+// 4. FiniteMonteCarlo: M initializations per width; at the largest width the analytic NNGP/NTK lie
+//    within 5 standard errors of the Monte Carlo means, and the NTK spread falls like n^(−1/2).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "eqntk/error.hpp"
+#include "eqntk/finite/network.hpp"
+#include "eqntk/kernel/architecture.hpp"
+#include "eqntk/kernel/image.hpp"
+#include "eqntk/kernel/network.hpp"
+#include "eqntk/kernel/pair_kernel.hpp"
+
+using eqntk::finite::FiniteNetwork;
+using eqntk::finite::ParameterBlock;
+using eqntk::finite::ParameterKind;
+using eqntk::kernel::Architecture;
+using eqntk::kernel::Image;
+using eqntk::kernel::ImageSet;
+using eqntk::kernel::InputShape;
+using eqntk::kernel::LayerKind;
+using eqntk::kernel::Network;
+using eqntk::kernel::Padding;
+using eqntk::kernel::Stage;
+using eqntk::kernel::StateKind;
+
+namespace {
+
+constexpr double kEps = std::numeric_limits<double>::epsilon();
+
+Image random_image(InputShape shape, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Image x{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width))};
+  for (double& v : x.pixels) v = normal(gen);
+  return x;
+}
+
+Network make_net(const std::string& arch, InputShape shape) {
+  return Network(Architecture::parse(arch), shape);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 1. The forward pass against MATH.md §2, written out
+// ---------------------------------------------------------------------------------------------------
+
+// R^r (a, b), R(a, b) = (−b, a).
+std::pair<int, int> rotate(int a, int b, int r) {
+  for (int k = 0; k < r; ++k) {
+    const int na = -b;
+    b = a;
+    a = na;
+  }
+  return {a, b};
+}
+
+// Input pixel read by output pixel i at window offset `off`; −1 for a zero-padded read.
+std::int64_t tap(std::int64_t i, int off, std::int64_t n, int p, Padding pad) {
+  switch (pad) {
+    case Padding::same:
+      return (i + off < 0 || i + off >= n) ? -1 : i + off;
+    case Padding::valid:
+      return i + p + off;
+    default:
+      return (((i + off) % n) + n) % n;
+  }
+}
+
+struct Reference {
+  std::vector<double> value;      // the layer output, same layout as FiniteNetwork::stage_output
+  std::vector<double> magnitude;  // the same sums over |terms|
+  std::int64_t terms = 0;         // fan-in (+1 for the bias)
+};
+
+// A C4/plane layer evaluated from its definition. `in` is the layer's input in the documented layout:
+// [channel][r][i][j] for C4 states, [channel][i][j] otherwise.
+Reference spatial_reference(const Stage& st, const std::vector<double>& in, std::int64_t channels_in,
+                            std::span<const double> theta, const ParameterBlock& wb, const ParameterBlock& bb) {
+  const int q = st.q, p = st.p;
+  const bool gconv = st.spec.kind == LayerKind::gconv;
+  const int n_s = gconv ? 4 : 1;
+  const int out_rot = st.spec.kind == LayerKind::conv ? 1 : 4;
+  const std::int64_t fan_in = channels_in * n_s * q * q;
+  const double a = st.spec.w / std::sqrt(static_cast<double>(fan_in));
+  const std::int64_t width = wb.outputs;
+  Reference out;
+  out.terms = fan_in + 1;
+  const std::int64_t cols_out = out_rot * st.h_out * st.w_out;
+  out.value.assign(static_cast<std::size_t>(width * cols_out), 0.0);
+  out.magnitude.assign(out.value.size(), 0.0);
+  for (std::int64_t o = 0; o < width; ++o)
+    for (int r = 0; r < out_rot; ++r)
+      for (std::int64_t i = 0; i < st.h_out; ++i)
+        for (std::int64_t j = 0; j < st.w_out; ++j) {
+          double sum = 0.0, mag = 0.0;
+          for (std::int64_t c = 0; c < channels_in; ++c)
+            for (int s = 0; s < n_s; ++s)
+              for (int y0 = -p; y0 <= p; ++y0)
+                for (int y1 = -p; y1 <= p; ++y1) {
+                  const auto [d0, d1] = rotate(y0, y1, out_rot == 4 ? r : 0);
+                  const std::int64_t ii = tap(i, d0, st.h_in, p, st.spec.pad);
+                  const std::int64_t jj = tap(j, d1, st.w_in, p, st.spec.pad);
+                  if (ii < 0 || jj < 0) continue;
+                  // h_j(t + R^r y, r + s): the input's rotation index (C4 input states only).
+                  const std::int64_t r_in = gconv ? (r + s) % 4 : 0;
+                  const std::int64_t in_rot = gconv ? 4 : 1;
+                  const double h = in[static_cast<std::size_t>(((c * in_rot + r_in) * st.h_in + ii) * st.w_in + jj)];
+                  const double w = theta[static_cast<std::size_t>(wb.offset + o * fan_in +
+                                                                  ((c * n_s + s) * q + y0 + p) * q + y1 + p)];
+                  sum += w * h;
+                  mag += std::abs(w * h);
+                }
+          const double b = st.spec.b * theta[static_cast<std::size_t>(bb.offset + o)];
+          const std::size_t k = static_cast<std::size_t>(o * cols_out + (r * st.h_out + i) * st.w_out + j);
+          out.value[k] = a * sum + b;
+          out.magnitude[k] = std::abs(a) * mag + std::abs(b);
+        }
+  return out;
+}
+
+Reference dense_reference(const Stage& st, const std::vector<double>& in, std::span<const double> theta,
+                          const ParameterBlock& wb, const ParameterBlock& bb) {
+  const auto fan_in = static_cast<std::int64_t>(in.size());
+  const double a = st.spec.w / std::sqrt(static_cast<double>(fan_in));
+  Reference out;
+  out.terms = fan_in + 1;
+  for (std::int64_t o = 0; o < wb.outputs; ++o) {
+    double sum = 0.0, mag = 0.0;
+    for (std::int64_t j = 0; j < fan_in; ++j) {
+      const double t = theta[static_cast<std::size_t>(wb.offset + o * fan_in + j)] * in[static_cast<std::size_t>(j)];
+      sum += t;
+      mag += std::abs(t);
+    }
+    const double b = st.spec.b * theta[static_cast<std::size_t>(bb.offset + o)];
+    out.value.push_back(a * sum + b);
+    out.magnitude.push_back(std::abs(a) * mag + std::abs(b));
+  }
+  return out;
+}
+
+// Compares every linear stage's output with its reference, computed from the network's own previous
+// stage output (so each layer is checked on its own, with exact inputs).
+void expect_layers_match_math2(const std::string& arch, InputShape shape, std::int64_t width) {
+  SCOPED_TRACE(arch);
+  const Network net = make_net(arch, shape);
+  FiniteNetwork f(net, width, 11);
+  const Image x = random_image(shape, 5);
+  (void)f.forward(x.view());
+  const auto& stages = net.stages();
+  std::size_t block = 0;
+  int checked = 0;
+  for (std::size_t s = 0; s < stages.size(); ++s) {
+    const Stage& st = stages[s];
+    const bool spatial = eqntk::kernel::is_spatial_linear(st.spec.kind);
+    if (!spatial && st.spec.kind != LayerKind::dense) continue;
+    const ParameterBlock& wb = f.blocks()[block];
+    const ParameterBlock& bb = f.blocks()[block + 1];
+    block += 2;
+    ASSERT_EQ(wb.stage, s);
+    ASSERT_EQ(wb.kind, ParameterKind::weight);
+    ASSERT_EQ(bb.kind, ParameterKind::bias);
+    std::vector<double> in;
+    std::int64_t channels_in = shape.channels;
+    if (s == 0) {
+      in = x.pixels;
+    } else {
+      const auto prev = f.stage_output(s - 1);
+      in.assign(prev.begin(), prev.end());
+      channels_in = st.in_state == StateKind::c4 ? static_cast<std::int64_t>(in.size()) / (4 * st.h_in * st.w_in)
+                                                 : static_cast<std::int64_t>(in.size()) / (st.h_in * st.w_in);
+    }
+    const Reference ref = spatial ? spatial_reference(st, in, channels_in, f.parameters(), wb, bb)
+                                  : dense_reference(st, in, f.parameters(), wb, bb);
+    const auto got = f.stage_output(s);
+    ASSERT_EQ(got.size(), ref.value.size()) << "stage " << s;
+    for (std::size_t k = 0; k < got.size(); ++k)
+      ASSERT_NEAR(got[k], ref.value[k], 4.0 * static_cast<double>(ref.terms) * kEps * ref.magnitude[k])
+          << "stage " << s << " (" << st.spec.token << ") entry " << k;
+    ++checked;
+  }
+  EXPECT_GE(checked, 2);
+}
+
+TEST(FiniteForward, GroupLayersMatchMath2ForEveryPadding) {
+  expect_layers_match_math2(
+      "lift:k=3:pad=same:w=1.3:b=0.4,relu,gconv:k=3:pad=valid:b=0.3,erf,gconv:k=5:pad=circular:w=0.8:b=0.2,relu,"
+      "gpool,dense:b=0.5,relu,dense:w=1.1:b=0.3",
+      {2, 7, 7}, 3);
+  expect_layers_match_math2("lift:k=5:pad=valid:b=0.2,id,gconv:k=3:pad=same:b=0.1,relu,flatten,dense:b=0.2", {1, 6, 6},
+                            2);
+  expect_layers_match_math2("lift:k=3:pad=circular:b=0.2,erf,gpool,dense", {3, 4, 4}, 3);
+}
+
+TEST(FiniteForward, PlaneLayersMatchMath2ForEveryPadding) {
+  expect_layers_match_math2(
+      "conv:k=3:pad=same:b=0.4,relu,conv:k=5:pad=valid:b=0.3,erf,conv:k=3:pad=circular:w=0.7:b=0.2,gap,dense:b=0.5,erf",
+      {2, 7, 6}, 3);
+  expect_layers_match_math2("flatten,dense:b=0.5,relu,dense:b=0.1", {2, 3, 4}, 4);
+}
+
+TEST(FiniteForward, ParameterBlocksHaveTheFanInsOfMath2) {
+  const Network net = make_net("lift:k=3,relu,gconv:k=5,relu,gpool,dense,relu,dense", {2, 6, 6});
+  const FiniteNetwork f(net, 7, 1);
+  const auto& b = f.blocks();
+  ASSERT_EQ(b.size(), 8u);
+  EXPECT_EQ(b[0].fan_in, 2 * 9);       // C q²
+  EXPECT_EQ(b[2].fan_in, 7 * 4 * 25);  // n · 4 · q²
+  EXPECT_EQ(b[4].fan_in, 7);           // dense after gpool: n
+  EXPECT_EQ(b[6].fan_in, 7);
+  EXPECT_EQ(b[6].outputs, 1);  // one scalar output
+  for (std::size_t i = 1; i < b.size(); i += 2) {
+    EXPECT_EQ(b[i].kind, ParameterKind::bias);
+    EXPECT_EQ(b[i].size, b[i].outputs);  // one bias per output channel
+  }
+  std::int64_t total = 0;
+  for (const auto& blk : b) {
+    EXPECT_EQ(blk.offset, total);
+    total += blk.size;
+  }
+  EXPECT_EQ(total, f.parameter_count());
+}
+
+TEST(FiniteForward, ParametersAreStandardNormalAndSeeded) {
+  const Network net = make_net("lift:k=3,relu,gconv:k=3,relu,gpool,dense", {1, 5, 5});
+  const FiniteNetwork a(net, 32, 7), b(net, 32, 7), c(net, 32, 8);
+  ASSERT_TRUE(std::equal(a.parameters().begin(), a.parameters().end(), b.parameters().begin()));
+  EXPECT_FALSE(std::equal(a.parameters().begin(), a.parameters().end(), c.parameters().begin()));
+  // Mean and variance of P draws: standard errors 1/√P and √(2/P); allow 5 of them.
+  const auto th = a.parameters();
+  const double n = static_cast<double>(th.size());
+  double mean = 0.0, sq = 0.0;
+  for (double v : th) mean += v;
+  mean /= n;
+  for (double v : th) sq += (v - mean) * (v - mean);
+  EXPECT_LT(std::abs(mean), 5.0 / std::sqrt(n));
+  EXPECT_LT(std::abs(sq / n - 1.0), 5.0 * std::sqrt(2.0 / n));
+}
+
+TEST(FiniteForward, ReseedDrawsWhatConstructionDraws) {
+  const Network net = make_net("conv:k=3,relu,gap,dense:b=0.5", {1, 4, 4});
+  FiniteNetwork reused(net, 6, 1);
+  const Image x = random_image(net.input_shape(), 2);
+  (void)reused.forward(x.view());
+  reused.reseed(9);
+  FiniteNetwork fresh(net, 6, 9);
+  ASSERT_TRUE(std::equal(reused.parameters().begin(), reused.parameters().end(), fresh.parameters().begin()));
+  EXPECT_EQ(reused.forward(x.view()), fresh.forward(x.view()));
+}
+
+TEST(FiniteForward, RejectsWrongShapes) {
+  const Network net = make_net("conv:k=3,relu,gap,dense", {1, 4, 4});
+  EXPECT_THROW(FiniteNetwork(net, 0, 1), eqntk::InvalidArgument);
+  FiniteNetwork f(net, 3, 1);
+  const Image wrong = random_image({1, 5, 5}, 1);
+  EXPECT_THROW((void)f.forward(wrong.view()), eqntk::InvalidArgument);
+  std::vector<double> g(static_cast<std::size_t>(f.parameter_count() - 1));
+  const Image x = random_image({1, 4, 4}, 1);
+  EXPECT_THROW((void)f.gradient(x.view(), g), eqntk::InvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 2. Gradients against central differences
+// ---------------------------------------------------------------------------------------------------
+
+void expect_gradients_match_differences(const std::string& arch, InputShape shape, std::int64_t width) {
+  SCOPED_TRACE(arch);
+  const Network net = make_net(arch, shape);
+  FiniteNetwork f(net, width, 3);
+  const Image x = random_image(shape, 9);
+  std::vector<double> g(static_cast<std::size_t>(f.parameter_count()));
+  const double f0 = f.gradient(x.view(), g);
+  EXPECT_DOUBLE_EQ(f0, f.forward(x.view()));
+  std::int64_t max_fan_in = 1;
+  for (const auto& b : f.blocks()) max_fan_in = std::max(max_fan_in, b.fan_in);
+  const double u = static_cast<double>(net.stages().size() * max_fan_in) * kEps * std::max(1.0, std::abs(f0));
+  const double h = 1e-4;
+  std::mt19937_64 gen(17);
+  std::normal_distribution<double> normal;
+  auto theta = f.parameters();
+  for (const ParameterBlock& b : f.blocks()) {
+    std::vector<double> v(static_cast<std::size_t>(b.size));
+    for (double& e : v) e = normal(gen);
+    double gv = 0.0;
+    for (std::int64_t k = 0; k < b.size; ++k)
+      gv += g[static_cast<std::size_t>(b.offset + k)] * v[static_cast<std::size_t>(k)];
+    auto difference = [&](double step) {
+      auto shifted = [&](double sign) {
+        for (std::int64_t k = 0; k < b.size; ++k)
+          theta[static_cast<std::size_t>(b.offset + k)] += sign * step * v[static_cast<std::size_t>(k)];
+        const double y = f.forward(x.view());
+        for (std::int64_t k = 0; k < b.size; ++k)
+          theta[static_cast<std::size_t>(b.offset + k)] -= sign * step * v[static_cast<std::size_t>(k)];
+        return y;
+      };
+      return (shifted(1.0) - shifted(-1.0)) / (2.0 * step);
+    };
+    const double d1 = difference(h), d2 = difference(h / 2);
+    const double tol = std::abs(d1 - d2) + 4.0 * u / h;
+    EXPECT_NEAR(d2, gv, tol) << "stage " << b.stage << (b.kind == ParameterKind::weight ? " weights" : " biases");
+    EXPECT_GT(std::abs(gv), 100.0 * tol) << "stage " << b.stage << ": the check has no power here";
+  }
+}
+
+TEST(FiniteGradient, GroupNetworkMatchesCentralDifferences) {
+  expect_gradients_match_differences(
+      "lift:k=3:pad=same:w=1.3:b=0.4,relu,gconv:k=3:pad=valid:b=0.3,erf,gconv:k=3:pad=circular:w=0.8:b=0.2,id,"
+      "gpool,dense:b=0.5,relu,dense:w=1.1:b=0.3",
+      {2, 7, 7}, 3);
+}
+
+TEST(FiniteGradient, GroupFlattenNetworkMatchesCentralDifferences) {
+  expect_gradients_match_differences(
+      "lift:k=5:pad=valid:b=0.2,erf,gconv:k=3:pad=circular:b=0.4,relu,flatten,dense:b=0.3", {1, 6, 6}, 3);
+}
+
+TEST(FiniteGradient, CnnMatchesCentralDifferences) {
+  expect_gradients_match_differences(
+      "conv:k=3:pad=same:b=0.4,relu,conv:k=5:pad=valid:b=0.3,erf,conv:k=3:pad=circular:b=0.2,gap,dense:b=0.5,erf",
+      {2, 7, 6}, 3);
+  expect_gradients_match_differences("conv:k=1:pad=same:b=0.1,relu,flatten,dense:b=0.2", {2, 3, 3}, 4);
+}
+
+TEST(FiniteGradient, MlpOnFlattenedInputMatchesCentralDifferences) {
+  expect_gradients_match_differences("flatten,dense:b=0.5,relu,dense:b=0.1,erf,dense:b=0.2", {2, 3, 4}, 5);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 3. Symmetry
+// ---------------------------------------------------------------------------------------------------
+
+TEST(FiniteSymmetry, GroupPooledNetworkIsInvariantUnderAllFourRotations) {
+  for (const std::string pad : {"same", "valid", "circular"})
+    for (const std::int64_t size : {6, 7}) {
+      const std::string arch =
+          "lift:k=3:pad=" + pad + ":b=0.3,relu,gconv:k=3:pad=" + pad + ":b=0.2,erf,gpool,dense:b=0.1";
+      SCOPED_TRACE(arch + " on " + std::to_string(size) + "x" + std::to_string(size));
+      const Network net = make_net(arch, {2, size, size});
+      FiniteNetwork f(net, 8, 21);
+      const Image x = random_image(net.input_shape(), 4);
+      const double f0 = f.forward(x.view());
+      for (int r = 0; r < 4; ++r) {
+        const Image xr = eqntk::kernel::rot90(x.view(), r);
+        EXPECT_NEAR(f.forward(xr.view()), f0, 1e-12 * std::max(1.0, std::abs(f0))) << "r = " << r;
+      }
+    }
+}
+
+TEST(FiniteSymmetry, GroupFeatureMapsAreEquivariant) {
+  // F[ρx](t, r) = F[x](R⁻¹t, r − 1) (MATH.md §2): rotation slice r of the rotated input's maps is the
+  // rot90 of slice r − 1 of the original's, for the lift and for every later gconv.
+  for (const std::string pad : {"same", "valid", "circular"}) {
+    const std::string arch = "lift:k=3:pad=" + pad + ":b=0.3,relu,gconv:k=3:pad=" + pad + ":b=0.2,relu,gpool,dense";
+    SCOPED_TRACE(arch);
+    const Network net = make_net(arch, {1, 7, 7});
+    FiniteNetwork f(net, 3, 5);
+    const Image x = random_image(net.input_shape(), 8);
+    (void)f.forward(x.view());
+    std::vector<std::vector<double>> base;
+    for (std::size_t s : {0u, 2u}) base.emplace_back(f.stage_output(s).begin(), f.stage_output(s).end());
+    for (int rho = 0; rho < 4; ++rho) {
+      const Image xr = eqntk::kernel::rot90(x.view(), rho);
+      (void)f.forward(xr.view());
+      for (std::size_t idx = 0; idx < 2; ++idx) {
+        const Stage& st = net.stages()[idx == 0 ? 0 : 2];
+        const auto got = f.stage_output(idx == 0 ? 0 : 2);
+        const std::int64_t hw = st.h_out * st.w_out;
+        for (std::int64_t o = 0; o < 3; ++o)
+          for (int r = 0; r < 4; ++r) {
+            const int r_src = ((r - rho) % 4 + 4) % 4;
+            const eqntk::kernel::ImageView slice{base[idx].data() + (o * 4 + r_src) * hw, 1, st.h_out, st.w_out};
+            const Image want = eqntk::kernel::rot90(slice, rho);
+            for (std::int64_t k = 0; k < hw; ++k)
+              ASSERT_NEAR(got[static_cast<std::size_t>((o * 4 + r) * hw + k)], want.pixels[static_cast<std::size_t>(k)],
+                          1e-12)
+                  << "stage " << (idx == 0 ? 0 : 2) << " rho " << rho << " r " << r;
+          }
+      }
+    }
+  }
+}
+
+TEST(FiniteSymmetry, CnnIsNotInvariant) {
+  // A random CNN's output changes under rotation by O(its own size); 1e-3 of it is far above rounding.
+  const Network net = make_net("conv:k=3:pad=same:b=0.3,relu,conv:k=3:pad=same:b=0.2,erf,gap,dense:b=0.1", {2, 7, 7});
+  FiniteNetwork f(net, 8, 21);
+  const Image x = random_image(net.input_shape(), 4);
+  const double f0 = f.forward(x.view());
+  for (int r = 1; r < 4; ++r) {
+    const Image xr = eqntk::kernel::rot90(x.view(), r);
+    EXPECT_GT(std::abs(f.forward(xr.view()) - f0), 1e-3 * std::abs(f0)) << "r = " << r;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 4. Monte Carlo against the analytic kernels (MATH.md §8)
+// ---------------------------------------------------------------------------------------------------
+
+struct McWidth {
+  std::int64_t width = 0;
+  // Per pair: samples over initializations.
+  std::vector<std::vector<double>> ntk, nngp, nngp_cond;
+};
+
+class FiniteMonteCarlo : public ::testing::Test {
+ protected:
+  static constexpr const char* kArch = "lift:k=3:pad=same,relu,gconv:k=3:pad=same,relu,gpool,dense";
+  static constexpr std::int64_t kInits = 400;
+  static inline std::vector<McWidth> widths_;
+  static inline std::vector<std::pair<double, double>> analytic_;  // (nngp, ntk) per pair
+  static inline std::vector<std::pair<std::int64_t, std::int64_t>> pairs_ = {{0, 0}, {0, 1}, {1, 1}};
+
+  static void SetUpTestSuite() {
+    const Network net = make_net(kArch, {1, 4, 4});
+    ImageSet images{net.input_shape(), 2, {}};
+    for (std::uint64_t i = 0; i < 2; ++i) {
+      const Image x = random_image(net.input_shape(), 100 + i);
+      images.pixels.insert(images.pixels.end(), x.pixels.begin(), x.pixels.end());
+    }
+    eqntk::kernel::PairKernel pk(net);
+    const auto s0 = pk.self_chain(images.view(0)), s1 = pk.self_chain(images.view(1));
+    const eqntk::kernel::SelfChain* chains[2] = {&s0, &s1};
+    for (const auto& [a, b] : pairs_) {
+      const auto v = pk.evaluate(images.view(a), *chains[a], images.view(b), *chains[b]);
+      analytic_.emplace_back(v.nngp, v.ntk);
+    }
+    for (const std::int64_t n : {8, 64}) {
+      McWidth w;
+      w.width = n;
+      w.ntk.assign(pairs_.size(), std::vector<double>(kInits));
+      w.nngp = w.ntk;
+      w.nngp_cond = w.ntk;
+#pragma omp parallel for schedule(dynamic, 1)
+      for (std::int64_t i = 0; i < kInits; ++i) {
+        FiniteNetwork f(net, n, 1000003ULL * static_cast<std::uint64_t>(n) + static_cast<std::uint64_t>(i));
+        const auto k = eqntk::finite::empirical_kernels(f, images);
+        for (std::size_t p = 0; p < pairs_.size(); ++p) {
+          const auto idx = static_cast<std::size_t>(pairs_[p].first * 2 + pairs_[p].second);
+          w.ntk[p][static_cast<std::size_t>(i)] = k.ntk[idx];
+          w.nngp[p][static_cast<std::size_t>(i)] = k.nngp[idx];
+          w.nngp_cond[p][static_cast<std::size_t>(i)] = k.nngp_cond[idx];
+        }
+      }
+      widths_.push_back(std::move(w));
+    }
+  }
+
+  static double mean(const std::vector<double>& v) {
+    double s = 0.0;
+    for (double e : v) s += e;
+    return s / static_cast<double>(v.size());
+  }
+  static double standard_error(const std::vector<double>& v) {
+    const double m = mean(v);
+    double s = 0.0;
+    for (double e : v) s += (e - m) * (e - m);
+    return std::sqrt(s / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()));
+  }
+  // √(mean_i (Θ_i − Θ)²)/|Θ|, and the standard error of that estimate by the delta method:
+  // SE(s²) = sd_i((Θ_i − Θ)²)/√M, SE(s) = SE(s²)/(2s).
+  static std::pair<double, double> spread(const std::vector<double>& v, double exact) {
+    std::vector<double> sq;
+    for (double e : v) sq.push_back((e - exact) * (e - exact) / (exact * exact));
+    const double s2 = mean(sq);
+    return {std::sqrt(s2), standard_error(sq) / (2.0 * std::sqrt(s2))};
+  }
+};
+
+TEST_F(FiniteMonteCarlo, AnalyticKernelsLieWithinFiveStandardErrorsAtTheLargestWidth) {
+  const McWidth& w = widths_.back();
+  for (std::size_t p = 0; p < pairs_.size(); ++p) {
+    SCOPED_TRACE("pair " + std::to_string(pairs_[p].first) + "," + std::to_string(pairs_[p].second));
+    EXPECT_NEAR(mean(w.ntk[p]), analytic_[p].second, 5.0 * standard_error(w.ntk[p]));
+    EXPECT_NEAR(mean(w.nngp[p]), analytic_[p].first, 5.0 * standard_error(w.nngp[p]));
+    EXPECT_NEAR(mean(w.nngp_cond[p]), analytic_[p].first, 5.0 * standard_error(w.nngp_cond[p]));
+    // The check has power: 5 standard errors are a few per cent of the NTK (a wrong scaling factor, e.g.
+    // a missing 1/4 of the s-sum or 1/q², moves it by tens of per cent).
+    EXPECT_LT(5.0 * standard_error(w.ntk[p]), 0.06 * analytic_[p].second);
+  }
+}
+
+TEST_F(FiniteMonteCarlo, NtkSpreadFallsLikeInverseSquareRootOfWidth) {
+  // n = 8 → 64: the spread should shrink by √8 ≈ 2.83. Allow 5 standard errors of the measured ratio.
+  const McWidth& small = widths_.front();
+  const McWidth& large = widths_.back();
+  const double expected = std::sqrt(static_cast<double>(small.width) / static_cast<double>(large.width));
+  for (std::size_t p = 0; p < pairs_.size(); ++p) {
+    SCOPED_TRACE("pair " + std::to_string(pairs_[p].first) + "," + std::to_string(pairs_[p].second));
+    const auto [s_small, e_small] = spread(small.ntk[p], analytic_[p].second);
+    const auto [s_large, e_large] = spread(large.ntk[p], analytic_[p].second);
+    const double ratio = s_large / s_small;
+    const double ratio_se = ratio * std::hypot(e_small / s_small, e_large / s_large);
+    EXPECT_NEAR(ratio, expected, 5.0 * ratio_se);
+    EXPECT_LT(ratio + 5.0 * ratio_se, 1.0) << "the spread does not fall";
+    // The conditional NNGP falls too; the plain f(x)f(x') does not (Gaussian product variance).
+    const auto [c_small, ce_small] = spread(small.nngp_cond[p], analytic_[p].first);
+    const auto [c_large, ce_large] = spread(large.nngp_cond[p], analytic_[p].first);
+    EXPECT_LT(c_large / c_small, 1.0);
+  }
+}
+
+}  // namespace

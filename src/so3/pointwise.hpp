@@ -1,0 +1,38 @@
+// The pointwise recursion of SO3_MATH.md §3 (theorem) over the grid points of one β slice, vectorised with
+// SLEEF and compiled once per instruction-set level (pointwise_impl.cpp), chosen at run time. Private to
+// src/so3.
+#pragma once
+
+#include <cstdint>
+
+namespace eqntk::so3::detail {
+
+/// One step of the recursion with its constants bound for one pair. ops[0] is always the lift.
+struct PointOp {
+  enum class Type { lift, conv, relu, erf, id } type = Type::id;
+  double w2 = 1.0, b2 = 0.0;  // linear layers: σ², b²
+  double q1 = 0.0, q2 = 0.0;  // nonlinearities: the two (constant) pre-activation variances
+};
+
+/// For the n values c[0..n) of the correlation: runs K_1 = σ1² c + b1², Θ_1 = K_1 through ops[1..nops) and
+/// adds Σ_p S_D(p) to sum_k and Σ_p (Ṡ_D Θ_D)(p) to sum_t. The duals are those of kernel::relu_dual /
+/// erf_dual (same collinear snap) in the atan2 forms of SO3_MATH.md §5 (§6.6: atan2 with clamped square
+/// roots, not acos of a rounded correlation), evaluated with SLEEF's 3.5-ulp atan2; away from |ρ| = 1 they
+/// agree with the scalar versions to rounding. The sums are taken in a fixed order per instruction set.
+using ChainFn = void (*)(const PointOp* ops, int nops, const double* c, std::int64_t n, double& sum_k, double& sum_t);
+
+/// The implementation for the widest instruction set of this CPU (AVX-512, AVX2 or baseline x86-64), chosen
+/// once; EQNTK_ISA=baseline|avx2 in the environment narrows it, as for the planar engine.
+[[nodiscard]] ChainFn chain_for_cpu();
+
+namespace isa_baseline {
+void chain(const PointOp*, int, const double*, std::int64_t, double&, double&);
+}
+namespace isa_avx2 {
+void chain(const PointOp*, int, const double*, std::int64_t, double&, double&);
+}
+namespace isa_avx512 {
+void chain(const PointOp*, int, const double*, std::int64_t, double&, double&);
+}
+
+}  // namespace eqntk::so3::detail

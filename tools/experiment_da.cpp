@@ -1,0 +1,317 @@
+// experiment_da: data augmentation = GCNN (MATH.md §7) on real Fashion-MNIST images.
+//
+// A p4 architecture (--arch) and its CNN of MATH §5.2 (lift/gconv → conv, gpool → gap, same windows,
+// padding and σ's, linear head). N training images X (standardised, downsampled) and X_aug, their 4N
+// rotations image-major with labels repeated (io::prepare with augment, exactly what `eqntk run
+// --augment` trains on). Every kernel comes from kernel::gram_matrices:
+//   A  = Θ^CNN(X_aug, X_aug) (4N×4N, computed directly, no symmetry used),   A* = Θ^CNN(Z, X_aug),
+//   G  = Θ^p4(X, X) (N×N, the library's 4-block p4 engine),                   G* = Θ^p4(Z, X),
+// and the same for the NNGP K. Z are the 4 rotations of every evaluation image: training images
+// (on the data), real test images and Gaussian noise images (off the data).
+//
+// The identity checked (MATH §7): with E the 4N×N "repeat" matrix, A E = 4 E G (MATH §5.2), so A maps the
+// span of E into itself and for every analytic f, f(A) E = E f(4G). With an absolute ridge ε on the
+// augmented problem this gives, for every x,
+//   μ^DA_t(x)  [A + εI, sum loss, time t]  =  μ^GCNN_{4t}(x)  [G + (ε/4) I, sum loss, time 4t]
+//   μ^DA_t(x)  [mean loss: t/(4N·K)]       =  μ^GCNN_t(x)     [mean loss: t/(N·K)]
+// — an exact identity in exact arithmetic: the ridge ε/4 on the GCNN side is the one that corresponds to
+// ε on the DA side (a relative ridge would not match: tr A/(4N) ≠ 4·tr G/N in general). The check
+// prints max over points of ‖μ^DA − μ^GCNN‖₂/‖μ^GCNN‖₂ (norm over the K outputs), per time.
+//
+// Emergent invariance: the relative standard deviation of the predictions over the 4 rotations of
+// each real test image, sqrt(mean_r ‖μ(ρ^r x) − μ̄‖²)/sqrt(mean_r ‖μ(ρ^r x)‖²), averaged over the test
+// images, for the plain CNN NTK (trained on X only: the r = 0 rows/columns of A), the DA CNN NTK and
+// the p4 NTK, at t = ∞ (with the ridge, if any; the largest finite time if t = ∞ could not be solved).
+//
+// Last line: max_rel_diff=<d> orbit_rsd_cnn=<a> orbit_rsd_da=<b> orbit_rsd_gcnn=<c>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "eqntk/error.hpp"
+#include "eqntk/io/dataset.hpp"
+#include "eqntk/kernel/network.hpp"
+#include "experiment_common.hpp"
+
+namespace {
+
+using namespace eqntk;
+using tools::Matrix;
+
+struct Args {
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  std::string arch = "lift:k=3:pad=same,relu,gconv:k=3:pad=same,relu,gconv:k=3:pad=same,relu,gpool,dense";
+  std::int64_t n_train = 60;
+  std::int64_t n_test = 20;
+  std::int64_t n_noise = 10;
+  std::int64_t n_on = 10;
+  int downsample = 2;
+  std::vector<double> times = tools::parse_times("0.1,1,10,100,1000,inf");
+  double eta = 1.0;
+  double ridge = 0.0;
+  std::uint64_t seed = 1;
+  int threads = 2;
+  bool allow_nonlinear_head = false;
+  std::int64_t symmetrize = 0;
+};
+
+const char* kUsage =
+    "usage: experiment_da [--n-train N=60] [--n-test M=20] [--n-noise 10] [--n-on 10] [--downsample F=2]\n"
+    "                     [--arch P4_ARCH] [--times 0.1,1,10,100,1000,inf] [--eta 1] [--ridge 0]\n"
+    "                     [--seed 1] [--threads 2] [--data-dir /usr/share/datasets/fashion-mnist]\n"
+    "                     [--allow-nonlinear-head] [--symmetrize S=0]\n"
+    "  --symmetrize S: replace the first S training images by their C4 orbit averages (exactly rotation-\n"
+    "  symmetric), which makes the DA matrix exactly singular (3S zero eigenvalues).\n"
+    "  Times are DA times t (sum loss; the GCNN is evaluated at 4t) and mean-loss times (both sides at t).\n"
+    "  --ridge eps: absolute ridge eps*tr(A)/(4N) on the 4N-point DA matrix A, one quarter of it on the\n"
+    "  N-point GCNN matrix (the equivalent ridge, see the file comment). 0 = none.\n";
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      std::printf("%s", kUsage);
+      std::exit(0);
+    }
+    if (k == "--allow-nonlinear-head") {
+      a.allow_nonlinear_head = true;
+      continue;
+    }
+    if (i + 1 >= argc) throw InvalidArgument(k + " needs a value");
+    const std::string v = argv[++i];
+    if (k == "--data-dir") a.data_dir = v;
+    else if (k == "--arch") a.arch = v;
+    else if (k == "--n-train") a.n_train = std::stoll(v);
+    else if (k == "--n-test") a.n_test = std::stoll(v);
+    else if (k == "--n-noise") a.n_noise = std::stoll(v);
+    else if (k == "--n-on") a.n_on = std::stoll(v);
+    else if (k == "--downsample") a.downsample = std::stoi(v);
+    else if (k == "--times") a.times = tools::parse_times(v);
+    else if (k == "--eta") a.eta = std::stod(v);
+    else if (k == "--ridge") a.ridge = std::stod(v);
+    else if (k == "--seed") a.seed = std::stoull(v);
+    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--symmetrize") a.symmetrize = std::stoll(v);
+    else throw InvalidArgument("unknown option " + k);
+  }
+  if (a.symmetrize < 0 || a.symmetrize > a.n_train) throw InvalidArgument("need 0 <= symmetrize <= n-train");
+  if (a.n_train < 1 || a.n_test < 1 || a.n_noise < 0 || a.n_on < 0 || a.n_on > a.n_train)
+    throw InvalidArgument("need n-train >= 1, n-test >= 1, n-noise >= 0, 0 <= n-on <= n-train");
+  if (!(a.eta > 0) || !(a.ridge >= 0) || a.threads < 1) throw InvalidArgument("need eta > 0, ridge >= 0, threads >= 1");
+  return a;
+}
+
+// ‖a_i − b_i‖₂/‖b_i‖₂ per row i.
+std::vector<double> row_rel_diff(const Matrix& a, const Matrix& b) {
+  std::vector<double> d(static_cast<std::size_t>(a.rows()));
+  for (Eigen::Index i = 0; i < a.rows(); ++i) d[static_cast<std::size_t>(i)] = (a.row(i) - b.row(i)).norm() / b.row(i).norm();
+  return d;
+}
+
+// Mean over base images b in [first, first+count) of the orbit RSD; rows of `pred` are base-major (4b + r).
+double orbit_rsd(const Matrix& pred, std::int64_t first, std::int64_t count) {
+  double sum = 0.0;
+  for (std::int64_t b = first; b < first + count; ++b) {
+    const auto orbit = pred.middleRows(4 * b, 4);
+    const Eigen::RowVectorXd mean = orbit.colwise().mean();
+    const double var = (orbit.rowwise() - mean).squaredNorm() / 4.0;
+    const double ms = orbit.squaredNorm() / 4.0;
+    sum += std::sqrt(var / ms);
+  }
+  return sum / static_cast<double>(count);
+}
+
+int run(const Args& args) {
+  const auto t_start = std::chrono::steady_clock::now();
+  const kernel::Architecture p4_arch = kernel::Architecture::parse(args.arch);
+  const kernel::Architecture cnn_arch = tools::cnn_counterpart(p4_arch);
+  if (tools::head_is_nonlinear(p4_arch) && !args.allow_nonlinear_head)
+    throw InvalidArgument("the head of --arch has a nonlinearity after the readout: MATH §5.2/§7 need a linear "
+                          "head (pass --allow-nonlinear-head to see the identity fail)");
+
+  // Data: the library's pipeline (subset, downsample, standardise with training statistics).
+  const std::filesystem::path dir = args.data_dir;
+  auto load = [&](const char* images, const char* labels) {
+    return io::labeled(io::load_images(dir / images, io::ImageLayout::nhwc), io::load_targets(dir / labels));
+  };
+  const io::LabeledSet train_all = load("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz");
+  const io::LabeledSet test_all = load("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz");
+  io::Preprocessing pre;
+  pre.n_train = args.n_train;
+  pre.n_test = args.n_test;
+  pre.seed = args.seed;
+  pre.downsample = args.downsample;
+  io::Dataset plain = io::prepare(train_all, test_all, pre);
+  pre.augment = true;
+  io::Dataset augmented = io::prepare(train_all, test_all, pre);
+  // --symmetrize: x ← ((x + ρ²x) + (ρx + ρ³x))/4, bitwise invariant under ρ (each sum is commutative in
+  // floating point), so the augmented set holds 4 identical copies of it.
+  for (std::int64_t i = 0; i < args.symmetrize; ++i) {
+    const kernel::ImageView x = plain.train.images.view(i);
+    const kernel::Image r1 = kernel::rot90(x, 1), r2 = kernel::rot90(x, 2), r3 = kernel::rot90(x, 3);
+    const std::int64_t sz = plain.train.images.image_size();
+    std::vector<double> sym(static_cast<std::size_t>(sz));
+    for (std::int64_t p = 0; p < sz; ++p) {
+      const auto u = static_cast<std::size_t>(p);
+      sym[u] = ((x.data[p] + r2.pixels[u]) + (r1.pixels[u] + r3.pixels[u])) / 4.0;
+    }
+    std::copy(sym.begin(), sym.end(), plain.train.images.pixels.begin() + i * sz);
+    for (int r = 0; r < 4; ++r) std::copy(sym.begin(), sym.end(), augmented.train.images.pixels.begin() + (4 * i + r) * sz);
+  }
+  const std::int64_t n = plain.train.images.count, k = plain.outputs();
+  const kernel::InputShape shape = plain.train.images.shape;
+  const kernel::Network p4(p4_arch, shape), cnn(cnn_arch, shape);
+
+  // Evaluation points: on-data (training images), real test images, noise; each with its 4 rotations.
+  kernel::ImageSet noise{shape, args.n_noise, std::vector<double>(static_cast<std::size_t>(args.n_noise * plain.train.images.image_size()))};
+  std::mt19937_64 rng(args.seed ^ 0x6E6F697365ULL);
+  std::normal_distribution<double> normal;
+  for (double& v : noise.pixels) v = normal(rng);
+  std::vector<std::int64_t> on_rows(static_cast<std::size_t>(args.n_on));
+  for (std::int64_t i = 0; i < args.n_on; ++i) on_rows[static_cast<std::size_t>(i)] = i;
+  const kernel::ImageSet on = tools::select_images(plain.train.images, on_rows);
+  const kernel::ImageSet bases = tools::concat({&on, &plain.test.images, &noise});
+  kernel::ImageSet z{shape, 4 * bases.count, {}};
+  for (std::int64_t b = 0; b < bases.count; ++b)
+    for (int r = 0; r < 4; ++r) {
+      const kernel::Image im = kernel::rot90(bases.view(b), r);
+      z.pixels.insert(z.pixels.end(), im.pixels.begin(), im.pixels.end());
+    }
+  struct Group {
+    const char* name;
+    std::int64_t first, count;
+  };
+  const Group groups[] = {{"on-data", 0, args.n_on}, {"test", args.n_on, args.n_test}, {"noise", args.n_on + args.n_test, args.n_noise}};
+
+  std::printf("experiment_da: Fashion-MNIST %lldx%lld, N = %lld train images (4N = %lld augmented), K = %lld\n",
+              static_cast<long long>(shape.height), static_cast<long long>(shape.width), static_cast<long long>(n),
+              static_cast<long long>(4 * n), static_cast<long long>(k));
+  std::printf("  evaluation images: %lld on-data + %lld real test + %lld noise, each in 4 rotations (%lld points)\n",
+              static_cast<long long>(args.n_on), static_cast<long long>(args.n_test), static_cast<long long>(args.n_noise),
+              static_cast<long long>(z.count));
+  std::printf("  p4  arch %s\n  CNN arch %s\n", p4_arch.canonical().c_str(), cnn_arch.canonical().c_str());
+  std::fflush(stdout);
+
+  auto t0 = std::chrono::steady_clock::now();
+  const tools::Grams a = tools::library_grams(cnn, augmented.train.images, nullptr, args.threads);
+  const tools::Grams a_star = tools::library_grams(cnn, z, &augmented.train.images, args.threads);
+  const double sec_cnn = tools::seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  const tools::Grams g = tools::library_grams(p4, plain.train.images, nullptr, args.threads);
+  const tools::Grams g_star = tools::library_grams(p4, z, &plain.train.images, args.threads);
+  const double sec_p4 = tools::seconds_since(t0);
+  std::printf("  kernels: CNN on the augmented set %.1f s (%lld pairs), p4 %.1f s (%lld pairs), %d threads\n", sec_cnn,
+              static_cast<long long>(4 * n * (4 * n + 1) / 2 + z.count * 4 * n), sec_p4,
+              static_cast<long long>(n * (n + 1) / 2 + z.count * n), args.threads);
+
+  const tools::Matrix y = tools::one_hot_targets(plain.train.targets.classes, k);
+  const tools::Matrix y_aug = tools::one_hot_targets(augmented.train.targets.classes, k);
+  for (std::int64_t i = 0; i < n; ++i)  // the pipeline's augmented order is image-major: row 4i + r is ρ^r x_i
+    if (augmented.train.source_index[static_cast<std::size_t>(4 * i)] != plain.train.source_index[static_cast<std::size_t>(i)])
+      throw Error("augmented set is not image-major");
+
+  // Plain CNN (no augmentation): the r = 0 rows/columns of A, bitwise the same pair evaluations.
+  std::vector<Eigen::Index> orig(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) orig[static_cast<std::size_t>(i)] = 4 * i;
+
+  std::vector<double> times_mean_da, times_mean_g, times_sum_g;
+  for (const double t : args.times) {
+    times_sum_g.push_back(4.0 * t);
+    times_mean_da.push_back(t / static_cast<double>(4 * n * k));
+    times_mean_g.push_back(t / static_cast<double>(n * k));
+  }
+  auto join = [](std::vector<double> x, const std::vector<double>& more) {
+    x.insert(x.end(), more.begin(), more.end());
+    return x;
+  };
+
+  double max_rel = 0.0, max_rel_finite = 0.0;
+  double rsd[3] = {0, 0, 0};
+  std::printf("\n  max_x ||mu_DA - mu_GCNN|| / ||mu_GCNN||   (DA: 4N points, time t; GCNN: N points, time 4t (sum loss), t (mean loss))\n");
+  std::printf("  %-5s %-5s %-8s %12s %12s %12s\n", "kern", "loss", "t", "on-data", "test", "noise");
+  for (const bool ntk : {true, false}) {
+    const Matrix& am = a.get(ntk);
+    const double eps_da = args.ridge * am.trace() / static_cast<double>(4 * n);
+    const double eps_g = eps_da / 4.0;
+    const tools::Solved da = tools::solve(am, a_star.get(ntk), y_aug, join(args.times, times_mean_da), args.eta, eps_da, false);
+    const tools::Solved gc = tools::solve(g.get(ntk), g_star.get(ntk), y, join(times_sum_g, times_mean_g), args.eta, eps_g, false);
+    if (da.infinite_failed || gc.infinite_failed)
+      std::printf("  %s: t = inf skipped: the %s matrix + ridge is not positive definite (Cholesky failed); use --ridge\n",
+                  ntk ? "NTK" : "NNGP", da.infinite_failed ? "DA" : "GCNN");
+    const std::size_t nt = args.times.size();
+    for (int loss = 0; loss < 2; ++loss)
+      for (std::size_t ti = 0; ti < nt; ++ti) {
+        if (da.mean[loss * nt + ti].size() == 0 || gc.mean[loss * nt + ti].size() == 0) continue;
+        const auto d = row_rel_diff(da.mean[loss * nt + ti], gc.mean[loss * nt + ti]);
+        std::printf("  %-5s %-5s %-8s", ntk ? "NTK" : "NNGP", loss ? "mean" : "sum", tools::time_text(args.times[ti]).c_str());
+        for (const auto& grp : groups) {
+          double m = 0.0;
+          for (std::int64_t p = 4 * grp.first; p < 4 * (grp.first + grp.count); ++p) m = std::max(m, d[static_cast<std::size_t>(p)]);
+          if (grp.count > 0) std::printf(" %12.3e", m);
+          else std::printf(" %12s", "-");
+          max_rel = std::max(max_rel, m);
+          if (!std::isinf(args.times[ti])) max_rel_finite = std::max(max_rel_finite, m);
+        }
+        std::printf("\n");
+      }
+    std::printf("  %s spectra: DA (4N) lambda in [%.3e, %.3e], GCNN (N) lambda in [%.3e, %.3e] (x4: [%.3e, %.3e]); "
+                "ridge DA %.3e, GCNN %.3e\n",
+                ntk ? "NTK" : "NNGP", da.lambda_min, da.lambda_max, gc.lambda_min, gc.lambda_max, 4 * gc.lambda_min,
+                4 * gc.lambda_max, eps_da, eps_g);
+    if (ntk) {
+      // Emergent invariance at t = ∞, or at the largest time for which every solve succeeded.
+      const Matrix c0 = am(orig, orig);
+      const Matrix c0_star = a_star.ntk(Eigen::all, orig);
+      const double eps_c = args.ridge * c0.trace() / static_cast<double>(n);
+      const tools::Solved plain_all = tools::solve(c0, c0_star, y, args.times, args.eta, eps_c, false);
+      std::size_t ti = nt;
+      for (std::size_t i = 0; i < nt; ++i)
+        if (plain_all.mean[i].size() > 0 && da.mean[i].size() > 0 && gc.mean[i].size() > 0 &&
+            (ti == nt || args.times[i] > args.times[ti]))
+          ti = i;
+      if (ti == nt) throw NumericalError("no time at which all three predictors could be solved");
+      const tools::Solved plain_cnn{{plain_all.mean[ti]}};
+      rsd[0] = orbit_rsd(plain_cnn.mean[0], groups[1].first, groups[1].count);
+      rsd[1] = orbit_rsd(da.mean[ti], groups[1].first, groups[1].count);
+      rsd[2] = orbit_rsd(gc.mean[ti], groups[1].first, groups[1].count);
+      const double rsd_noise[3] = {orbit_rsd(plain_cnn.mean[0], groups[2].first, groups[2].count),
+                                   orbit_rsd(da.mean[ti], groups[2].first, groups[2].count),
+                                   orbit_rsd(gc.mean[ti], groups[2].first, groups[2].count)};
+      std::printf("  orbit RSD of NTK predictions at t = %s, real test images: CNN %.3e  DA-CNN %.3e  p4 %.3e\n",
+                  tools::time_text(args.times[ti]).c_str(), rsd[0], rsd[1], rsd[2]);
+      if (args.n_noise > 0)
+        std::printf("  orbit RSD of NTK predictions at t = %s, noise images:     CNN %.3e  DA-CNN %.3e  p4 %.3e\n",
+                    tools::time_text(args.times[ti]).c_str(), rsd_noise[0], rsd_noise[1], rsd_noise[2]);
+    }
+  }
+  std::printf("\n  max relative difference: %.3e over all times, %.3e over finite times; total %.1f s\n", max_rel,
+              max_rel_finite, tools::seconds_since(t_start));
+  std::printf("max_rel_diff=%.3e orbit_rsd_cnn=%.3e orbit_rsd_da=%.3e orbit_rsd_gcnn=%.3e\n", max_rel, rsd[0], rsd[1], rsd[2]);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse_args(argc, argv));
+  } catch (const eqntk::InvalidArgument& e) {
+    std::fprintf(stderr, "experiment_da: error: %s\n", e.what());
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "experiment_da: error: bad number (%s)\n%s", e.what(), kUsage);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "experiment_da: error: %s\n", e.what());
+    return 1;
+  }
+}
