@@ -11,19 +11,16 @@
 #include <ctime>
 #include <memory>
 #include <numeric>
-#include <optional>
 
 #include "eqntk/dist/collective.hpp"
 #include "eqntk/io/checkpoint.hpp"
-#include "eqntk/kernel/pair_kernel.hpp"
 
 namespace eqntk::dist {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using kernel::KernelProblem;
 using kernel::KernelValue;
-using kernel::PairKernel;
-using kernel::SelfChain;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -53,12 +50,10 @@ std::string format_duration(double s) {
 
 class Builder {
  public:
-  Builder(const ProcessGrid& grid, const kernel::Network& net, const ImageSet& train, const ImageSet& test,
-          std::int64_t nb, const BuildOptions& opt)
-      : grid_(grid), net_(net), train_(train), test_(test), nb_(nb), opt_(opt),
-        out_{DistMatrix(grid, train.count, train.count, nb), DistMatrix(grid, train.count, train.count, nb),
-             DistMatrix(grid, test.count, train.count, nb), DistMatrix(grid, test.count, train.count, nb),
-             {}, {}, {}} {}
+  Builder(const ProcessGrid& grid, KernelProblem& problem, std::int64_t nb, const BuildOptions& opt)
+      : grid_(grid), problem_(problem), n_train_(problem.count(0)), n_test_(problem.count(1)), nb_(nb), opt_(opt),
+        out_{DistMatrix(grid, n_train_, n_train_, nb), DistMatrix(grid, n_train_, n_train_, nb),
+             DistMatrix(grid, n_test_, n_train_, nb), DistMatrix(grid, n_test_, n_train_, nb), {}, {}, {}} {}
 
   GramMatrices run() {
     list_tiles();
@@ -83,9 +78,9 @@ class Builder {
   DistMatrix& ntk(int matrix) { return matrix == kTrain ? out_.train_ntk : out_.test_ntk; }
 
   void list_tiles() {
-    const BlockCyclic1D train_rows{train_.count, nb_, grid_.prows()};
-    const BlockCyclic1D test_rows{test_.count, nb_, grid_.prows()};
-    const BlockCyclic1D cols{train_.count, nb_, grid_.pcols()};
+    const BlockCyclic1D train_rows{n_train_, nb_, grid_.prows()};
+    const BlockCyclic1D test_rows{n_test_, nb_, grid_.prows()};
+    const BlockCyclic1D cols{n_train_, nb_, grid_.pcols()};
     auto add = [&](int matrix, const BlockCyclic1D& rows, bool lower_only) {
       for (std::int64_t bi = grid_.myrow(); bi < rows.blocks(); bi += grid_.prows())
         for (std::int64_t bj = grid_.mycol(); bj < cols.blocks(); bj += grid_.pcols()) {
@@ -191,7 +186,7 @@ class Builder {
   }
 
   void compute_self_chains() {
-    std::vector<char> need_train(static_cast<std::size_t>(train_.count), 0), need_test(static_cast<std::size_t>(test_.count), 0);
+    std::vector<char> need_train(static_cast<std::size_t>(n_train_), 0), need_test(static_cast<std::size_t>(n_test_), 0);
     for (const auto& t : tiles_) {
       if (t.done) continue;
       auto& rows = t.rect.matrix == kTrain ? need_train : need_test;
@@ -199,28 +194,22 @@ class Builder {
       for (std::int64_t b = 0; b < t.rect.cols; ++b) need_train[static_cast<std::size_t>(t.rect.c0 + b)] = 1;
     }
     // K(x*, x*) for variances: the ranks of process column 0 cover every test row once.
-    if (opt_.test_self && grid_.mycol() == 0) {
-      const BlockCyclic1D test_rows{test_.count, nb_, grid_.prows()};
-      for (std::int64_t m = 0; m < test_.count; ++m)
-        if (test_rows.owner(m) == grid_.myrow()) need_test[static_cast<std::size_t>(m)] = 1;
-    }
+    const BlockCyclic1D test_rows{n_test_, nb_, grid_.prows()};
+    const auto self_row = [&](std::int64_t m) { return grid_.mycol() == 0 && test_rows.owner(m) == grid_.myrow(); };
+    if (opt_.test_self)
+      for (std::int64_t m = 0; m < n_test_; ++m)
+        if (self_row(m)) need_test[static_cast<std::size_t>(m)] = 1;
     std::vector<std::pair<int, std::int64_t>> work;
-    for (std::int64_t i = 0; i < train_.count; ++i)
+    for (std::int64_t i = 0; i < n_train_; ++i)
       if (need_train[static_cast<std::size_t>(i)]) work.emplace_back(kTrain, i);
-    for (std::int64_t i = 0; i < test_.count; ++i)
+    for (std::int64_t i = 0; i < n_test_; ++i)
       if (need_test[static_cast<std::size_t>(i)]) work.emplace_back(kTest, i);
-    train_chain_.resize(static_cast<std::size_t>(train_.count));
-    test_chain_.resize(static_cast<std::size_t>(test_.count));
-    make_engines();
+    make_workers();
     std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(opt_.threads)
     for (std::size_t w = 0; w < work.size(); ++w) {
       try {
-        PairKernel& engine = *engines_[static_cast<std::size_t>(omp_get_thread_num())];
-        const auto [set, i] = work[w];
-        const ImageSet& images = set == kTrain ? train_ : test_;
-        auto& chains = set == kTrain ? train_chain_ : test_chain_;
-        chains[static_cast<std::size_t>(i)] = engine.self_chain(images.view(i));
+        problem_.prepare(*workers_[static_cast<std::size_t>(omp_get_thread_num())], work[w].first, work[w].second);
       } catch (...) {
 #pragma omp critical
         error = std::current_exception();
@@ -228,25 +217,25 @@ class Builder {
     }
     agree_on_errors(error);
     if (opt_.test_self) {
-      out_.test_self_nngp.assign(static_cast<std::size_t>(test_.count), 0.0);
-      out_.test_self_ntk.assign(static_cast<std::size_t>(test_.count), 0.0);
-      if (grid_.mycol() == 0)
-        for (std::int64_t m = 0; m < test_.count; ++m)
-          if (need_test[static_cast<std::size_t>(m)] && test_chain_[static_cast<std::size_t>(m)]) {
-            out_.test_self_nngp[static_cast<std::size_t>(m)] = test_chain_[static_cast<std::size_t>(m)]->self.nngp;
-            out_.test_self_ntk[static_cast<std::size_t>(m)] = test_chain_[static_cast<std::size_t>(m)]->self.ntk;
-          }
-      if (test_.count > 0) {
-        const int n = static_cast<int>(test_.count);
+      out_.test_self_nngp.assign(static_cast<std::size_t>(n_test_), 0.0);
+      out_.test_self_ntk.assign(static_cast<std::size_t>(n_test_), 0.0);
+      for (std::int64_t m = 0; m < n_test_; ++m)
+        if (self_row(m)) {
+          const KernelValue v = problem_.self(kTest, m);
+          out_.test_self_nngp[static_cast<std::size_t>(m)] = v.nngp;
+          out_.test_self_ntk[static_cast<std::size_t>(m)] = v.ntk;
+        }
+      if (n_test_ > 0) {
+        const int n = static_cast<int>(n_test_);
         MPI_Allreduce(MPI_IN_PLACE, out_.test_self_nngp.data(), n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
         MPI_Allreduce(MPI_IN_PLACE, out_.test_self_ntk.data(), n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
       }
     }
   }
 
-  void make_engines() {
-    if (!engines_.empty()) return;
-    for (int i = 0; i < opt_.threads; ++i) engines_.push_back(std::make_unique<PairKernel>(net_));
+  void make_workers() {
+    if (!workers_.empty()) return;
+    for (int i = 0; i < opt_.threads; ++i) workers_.push_back(problem_.make_worker());
   }
 
   bool stop_requested() const { return opt_.stop != nullptr && opt_.stop->load(std::memory_order_relaxed) != 0; }
@@ -261,8 +250,6 @@ class Builder {
         const std::int64_t e = a * t.rect.cols + b;
         if (entry_needed(t, a, b) && t.have[static_cast<std::size_t>(e)] == 0) todo.push_back(e);
       }
-    const ImageSet& rows = t.rect.matrix == kTrain ? train_ : test_;
-    const auto& row_chain = t.rect.matrix == kTrain ? train_chain_ : test_chain_;
     std::atomic<bool> abandoned{false};
     std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(opt_.threads)
@@ -275,9 +262,8 @@ class Builder {
         const std::int64_t e = todo[p];
         const std::int64_t i = t.rect.r0 + e / t.rect.cols;
         const std::int64_t j = t.rect.c0 + e % t.rect.cols;
-        PairKernel& engine = *engines_[static_cast<std::size_t>(omp_get_thread_num())];
-        const KernelValue v = engine.evaluate(rows.view(i), *row_chain[static_cast<std::size_t>(i)], train_.view(j),
-                                              *train_chain_[static_cast<std::size_t>(j)]);
+        const KernelValue v =
+            problem_.evaluate(*workers_[static_cast<std::size_t>(omp_get_thread_num())], t.rect.matrix, i, j);
         k[static_cast<std::size_t>(e)] = v.nngp;
         th[static_cast<std::size_t>(e)] = v.ntk;
       } catch (...) {
@@ -297,7 +283,7 @@ class Builder {
   }
 
   void compute_tiles() {
-    make_engines();
+    make_workers();
     std::vector<Tile*> pending;
     for (auto& t : tiles_)
       if (!t.done) pending.push_back(&t);
@@ -391,16 +377,14 @@ class Builder {
   }
 
   const ProcessGrid& grid_;
-  const kernel::Network& net_;
-  const ImageSet& train_;
-  const ImageSet& test_;
+  KernelProblem& problem_;
+  std::int64_t n_train_, n_test_;
   std::int64_t nb_;
   const BuildOptions& opt_;
   GramMatrices out_;
   std::vector<Tile> tiles_;
   std::unique_ptr<io::Checkpoint> checkpoint_;
-  std::vector<std::optional<SelfChain>> train_chain_, test_chain_;
-  std::vector<std::unique_ptr<PairKernel>> engines_;
+  std::vector<std::unique_ptr<KernelProblem::Worker>> workers_;
   std::int64_t pairs_computed_ = 0;
   double compute_seconds_ = 0.0;
 };
@@ -414,12 +398,17 @@ double BuildStats::imbalance() const {
   return total > 0 ? max / (total / static_cast<double>(pairs_per_rank.size())) : 1.0;
 }
 
-GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const ImageSet& train, const ImageSet& test,
-                        std::int64_t nb, const BuildOptions& options) {
+GramMatrices build_gram(const ProcessGrid& grid, KernelProblem& problem, std::int64_t nb, const BuildOptions& options) {
   if (nb < 1) throw InvalidArgument("--block-size must be at least 1, got " + std::to_string(nb));
   if (options.threads < 1) throw InvalidArgument("--threads must be at least 1");
-  Builder builder(grid, net, train, test, nb, options);
+  Builder builder(grid, problem, nb, options);
   return builder.run();
+}
+
+GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const ImageSet& train, const ImageSet& test,
+                        std::int64_t nb, const BuildOptions& options) {
+  kernel::ImageProblem problem(net, train, test);
+  return build_gram(grid, problem, nb, options);
 }
 
 }  // namespace eqntk::dist

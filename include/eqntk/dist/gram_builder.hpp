@@ -26,6 +26,7 @@
 #include "eqntk/error.hpp"
 #include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
+#include "eqntk/kernel/problem.hpp"
 
 namespace eqntk::dist {
 
@@ -67,9 +68,13 @@ class Interrupted : public Error {
   using Error::Error;
 };
 
-/// Builds the four matrices. Collective over `grid`. Preconditions: train and test share the network's
-/// input shape; nb ≥ 1. Throws InvalidArgument (bad checkpoint, shape) or IoError on every rank together,
-/// Interrupted when stopped.
+/// Builds the four matrices of any kernel family (images, spherical signals, molecules). Collective over
+/// `grid`; every rank passes a problem over the same items. nb ≥ 1. Throws InvalidArgument (bad
+/// checkpoint) or IoError on every rank together, Interrupted when stopped.
+[[nodiscard]] GramMatrices build_gram(const ProcessGrid& grid, kernel::KernelProblem& problem, std::int64_t nb,
+                                      const BuildOptions& options);
+
+/// Images through the planar engine: build_gram of an ImageProblem.
 [[nodiscard]] GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const ImageSet& train,
                                       const ImageSet& test, std::int64_t nb, const BuildOptions& options);
 

@@ -1,0 +1,56 @@
+// A family of pair kernels over two item sets — set 0 (training) and set 1 (test) — as the distributed
+// Gram builder sees it: planar images, spherical signals, molecules. No MPI here.
+//
+// Thread safety: prepare() for distinct items and evaluate() may run concurrently, each thread with its
+// own Worker; evaluate() only reads prepared self chains.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eqntk/kernel/image.hpp"
+#include "eqntk/kernel/pair_kernel.hpp"
+
+namespace eqntk::kernel {
+
+class KernelProblem {
+ public:
+  /// Per-thread scratch (workspaces, FFT buffers).
+  class Worker {
+   public:
+    virtual ~Worker() = default;
+  };
+
+  virtual ~KernelProblem() = default;
+  /// Number of items in set 0 (train) or 1 (test).
+  [[nodiscard]] virtual std::int64_t count(int set) const = 0;
+  [[nodiscard]] virtual std::unique_ptr<Worker> make_worker() const = 0;
+  /// Computes and keeps the self chain of item i of `set`; must precede evaluate() on that item.
+  virtual void prepare(Worker& worker, int set, std::int64_t i) = 0;
+  /// K and Θ of (item i of `set`, training item j), both prepared.
+  [[nodiscard]] virtual KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const = 0;
+  /// K and Θ of (item, item) of a prepared item.
+  [[nodiscard]] virtual KernelValue self(int set, std::int64_t i) const = 0;
+};
+
+/// Images through the planar engine (PairKernel).
+class ImageProblem final : public KernelProblem {
+ public:
+  /// Keeps references: net, train and test must outlive the problem.
+  ImageProblem(const Network& net, const ImageSet& train, const ImageSet& test);
+  [[nodiscard]] std::int64_t count(int set) const override { return set == 0 ? train_.count : test_.count; }
+  [[nodiscard]] std::unique_ptr<Worker> make_worker() const override;
+  void prepare(Worker& worker, int set, std::int64_t i) override;
+  [[nodiscard]] KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const override;
+  [[nodiscard]] KernelValue self(int set, std::int64_t i) const override;
+
+ private:
+  const Network& net_;
+  const ImageSet& train_;
+  const ImageSet& test_;
+  std::vector<SelfChain> chains_[2];
+};
+
+}  // namespace eqntk::kernel
