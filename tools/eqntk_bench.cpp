@@ -17,7 +17,8 @@
 // --k5: the same at k = 5 (the speedup must grow with q²: the fast path's window sums cost O(q), the
 //       reference's O(q²)); --nt-benchmark: the neural-tangents README network (21 × [conv 3×3 same,
 //       relu], global average pooling, dense on 32×32×3), last line ms_per_entry=<t>; --so3: the SO(3)
-//       pair kernels at L = 6, 8, 16 (tools/so3_bench.cpp).
+//       pair kernels at L = 6, 8, 16 (tools/so3_bench.cpp); --mixed: also Precision::mixed (float32
+//       storage), its speedup over float64 in the same run and its kernel error on 8 pairs.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -75,6 +76,7 @@ struct Args {
   bool machine = true;
   bool nt = false;
   bool so3 = false;
+  bool mixed = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -102,10 +104,11 @@ Args parse(int argc, char** argv) {
       a.channels = 3;
       a.reference = false;
     } else if (k == "--so3") a.so3 = true;
+    else if (k == "--mixed") a.mixed = true;
     else {
       std::printf(
           "usage: eqntk_bench [--arch A] [--size HW] [--channels C] [--seconds S] [--k5] [--nt-benchmark] [--so3]\n"
-          "                   [--no-reference] [--no-machine]\n");
+          "                   [--mixed] [--no-reference] [--no-machine]\n");
       std::exit(k == "--help" ? 0 : 2);
     }
   }
@@ -153,8 +156,9 @@ struct Work {
 };
 Work work_per_entry_layer(int q) { return {8.0 * q + 1.0 + 40.0, 64.0}; }
 
-double bench_fast(const Network& net, const Image& x, const Image& y, double seconds, KernelValue& v) {
-  PairKernel fast(net);
+double bench_fast(const Network& net, const Image& x, const Image& y, double seconds, KernelValue& v,
+                  Precision precision = Precision::float64) {
+  PairKernel fast(net, precision);
   const SelfChain sx = fast.self_chain(x.view()), sy = fast.self_chain(y.view());
   int pairs = 0;
   double best = 1e300;
@@ -195,6 +199,22 @@ int main(int argc, char** argv) {
     std::printf("fast path: %.1f GFLOP/s = %.0f%% of DGEMM peak, %.1f GB/s = %.0f%% of triad bandwidth "
                 "(%.0f flops, %.0f bytes per entry-layer)\n",
                 w.flops / ns, 100 * w.flops / ns / gflops, w.bytes / ns, 100 * w.bytes / ns / gbs, w.flops, w.bytes);
+  }
+  if (args.mixed) {
+    KernelValue vm{};
+    const double mixed_pair = bench_fast(net, x, y, args.seconds, vm, Precision::mixed);
+    double err_k = 0, err_t = 0;
+    PairKernel f64(net), f32(net, Precision::mixed);
+    for (int p = 0; p < 8; ++p) {
+      const Image a = random_image(net.input_shape(), 100 + p), b = random_image(net.input_shape(), 200 + p);
+      const auto sa = f64.self_chain(a.view()), sb = f64.self_chain(b.view());
+      const KernelValue r = f64.evaluate(a.view(), sa, b.view(), sb), m = f32.evaluate(a.view(), sa, b.view(), sb);
+      err_k = std::max(err_k, std::abs(m.nngp - r.nngp) / std::abs(r.nngp));
+      err_t = std::max(err_t, std::abs(m.ntk - r.ntk) / std::abs(r.ntk));
+    }
+    std::printf("mixed precision (float32 storage, float64 arithmetic): %.3f ms per pair, %.3f ns per entry-layer, "
+                "%.2fx float64; max relative error over 8 pairs: nngp %.2e ntk %.2e\n",
+                mixed_pair * 1e3, mixed_pair * 1e9 / entry_layers, fast_pair / mixed_pair, err_k, err_t);
   }
   if (args.nt) {
     std::printf("neural-tangents README network: %.1f ms per kernel entry (NNGP+NTK, float64, one core); "

@@ -10,9 +10,9 @@
 #include "eqntk/kernel/dual.hpp"
 
 namespace eqntk::kernel {
-PairKernel::PairKernel(Network net)
+PairKernel::PairKernel(Network net, Precision precision)
     : net_(std::move(net)), ws_(std::make_unique<detail::Workspace>()), spatial_(detail::spatial_for(detail::best_isa())) {
-  if (!net_.diagonal_only()) ws_->reserve(net_);
+  if (!net_.diagonal_only()) ws_->reserve(net_, precision == Precision::mixed);
 }
 
 PairKernel::~PairKernel() = default;

@@ -5,7 +5,8 @@
 
 namespace eqntk::kernel::detail {
 
-void Workspace::reserve(const Network& net) {
+void Workspace::reserve(const Network& net, bool mixed_precision) {
+  mixed = mixed_precision;
   pad = 0;
   for (const Stage& st : net.stages())
     if (is_spatial_linear(st.spec.kind)) pad = std::max<std::int64_t>(pad, st.p);
@@ -19,9 +20,11 @@ void Workspace::reserve(const Network& net) {
     plane = std::max({plane, in_plane, out_plane});
   }
   const auto with_guards = [&](std::int64_t n) { return static_cast<std::size_t>(n + 2 * guard); };
-  for (auto& b : block) b.assign(with_guards(block_size), 0.0);
-  for (auto* v : {&mid_k, &mid_t}) v->assign(with_guards(mid), 0.0);
-  for (auto* v : {&plane_k, &plane_t, &in_a, &in_b, &out_a, &out_b}) v->assign(with_guards(plane), 0.0);
+  const std::size_t item = mixed ? sizeof(float) : sizeof(double);
+  for (auto& b : block) b.assign(with_guards(block_size) * item, std::byte{0});
+  for (auto* v : {&mid_k, &mid_t}) v->assign(with_guards(mid) * item, std::byte{0});
+  for (auto* v : {&plane_k, &plane_t}) v->assign(with_guards(plane) * item, std::byte{0});
+  for (auto* v : {&in_a, &in_b, &out_a, &out_b}) v->assign(with_guards(plane), 0.0);
   x2_padded.assign(with_guards(net.input_shape().channels * net.input_shape().height * (net.input_shape().width + 2 * pad)), 0.0);
 }
 

@@ -9,6 +9,7 @@
 // output is never stored. With an observer every state is materialised instead (tests).
 #pragma once
 
+#include <cstddef>
 #include <vector>
 
 #include "eqntk/kernel/pair_kernel.hpp"
@@ -20,13 +21,19 @@ namespace eqntk::kernel::detail {
 struct Workspace {
   std::int64_t pad = 0;    // largest half-width p of the network's windows
   std::int64_t guard = 0;  // ≥ pad
-  std::vector<double> block[4];  // two (K, Θ) pairs of full blocks: current input and next output
-  std::vector<double> mid_k, mid_t;      // one slab after pass A
-  std::vector<double> plane_k, plane_t;  // one output plane
+  bool mixed = false;      // float storage of the planes (Precision::mixed), double arithmetic
+  // Plane storage in bytes, typed on use by at<S>() (double, or float when mixed).
+  std::vector<std::byte> block[4];        // two (K, Θ) pairs of full blocks: current input and next output
+  std::vector<std::byte> mid_k, mid_t;    // pass-A planes (a ring of q, or a whole slab for circular)
+  std::vector<std::byte> plane_k, plane_t;  // one output plane
+  template <class S>
+  [[nodiscard]] S* at(std::vector<std::byte>& v) const {
+    return reinterpret_cast<S*>(v.data()) + guard;
+  }
   std::vector<double> x2_padded;         // the x' channels as padded planes
   std::vector<double> in_a, in_b, out_a, out_b;  // padded per-position roots of the x' variance maps
   std::vector<double> obs_k, obs_t;      // unpadded copies for observers
-  void reserve(const Network& net);
+  void reserve(const Network& net, bool mixed_precision);
 };
 
 /// Pooled (gpool/gap) NNGP and NTK of the spatial stages for one pair: the mean over Δ, t, t' of the

@@ -37,81 +37,93 @@ struct Geom {
   [[nodiscard]] std::int64_t size() const { return h * s; }
 };
 
-// One term of a window sum: w · in(o2 + d2, o3 + d3) over a plane of geometry gi.
+// One term of a window sum: w · in(o2 + d2, o3 + d3) over a plane of geometry gi. I is the stored type
+// of the input planes (double, or float with --precision mixed); arithmetic is always double.
+template <class I>
 struct Term {
-  const double* in;  // plane base (row 0, first pad column)
+  const I* in;  // plane base (row 0, first pad column)
   std::int64_t d2, d3;
   double w;
 };
 constexpr int kMaxTerms = 64;  // q·C terms for the lift, q otherwise; more are chunked
 
 // out[e] = Σ_t w_t·src_t[e] + bias (+ add[e]) for e in [0, n) — or out[e] += Σ_t w_t·src_t[e] with
-// accumulate — every term in one pass, one store per entry.
-inline void sum_run(double* __restrict out, std::int64_t n, const double* const* src, const double* w, int nt,
-                    bool accumulate, double bias = 0.0, const double* __restrict add = nullptr) {
+// accumulate — every term in one pass, one store per entry, the sum always formed in double.
+template <class O, class I>
+inline void sum_run(O* __restrict out, std::int64_t n, const I* const* src, const double* w, int nt, bool accumulate,
+                    double bias = 0.0, const O* __restrict add = nullptr) {
   if (accumulate) {  // rare: lifts with more than kMaxTerms channel terms
-    for (int t = 0; t < nt; ++t)
-      for (std::int64_t e = 0; e < n; ++e) out[e] += w[t] * src[t][e];
-    return;
-  }
-  if (add != nullptr) {
-    switch (nt) {
-      case 3: {
-        const double *__restrict a = src[0], *__restrict b = src[1], *__restrict c = src[2];
-        const double wa = w[0], wb = w[1], wc = w[2];
-        for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + wc * c[e] + bias + add[e];
-        return;
-      }
-      default:
-        sum_run(out, n, src, w, nt, false, bias);
-        for (std::int64_t e = 0; e < n; ++e) out[e] += add[e];
-        return;
+    for (std::int64_t e = 0; e < n; ++e) {
+      double v = out[e];
+      for (int t = 0; t < nt; ++t) v += w[t] * src[t][e];
+      out[e] = static_cast<O>(v);
     }
+    return;
   }
   switch (nt) {
     case 0:
-      std::fill(out, out + n, bias);
+      for (std::int64_t e = 0; e < n; ++e) out[e] = static_cast<O>(bias + (add != nullptr ? double(add[e]) : 0.0));
       return;
     case 1: {
-      const double* __restrict a = src[0];
+      const I* __restrict a = src[0];
       const double wa = w[0];
-      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + bias;
+      if (add != nullptr)
+        for (std::int64_t e = 0; e < n; ++e) out[e] = static_cast<O>(wa * a[e] + bias + add[e]);
+      else
+        for (std::int64_t e = 0; e < n; ++e) out[e] = static_cast<O>(wa * a[e] + bias);
       return;
     }
     case 2: {
-      const double *__restrict a = src[0], *__restrict b = src[1];
+      const I *__restrict a = src[0], *__restrict b = src[1];
       const double wa = w[0], wb = w[1];
-      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + bias;
+      if (add != nullptr)
+        for (std::int64_t e = 0; e < n; ++e) out[e] = static_cast<O>(wa * a[e] + wb * b[e] + bias + add[e]);
+      else
+        for (std::int64_t e = 0; e < n; ++e) out[e] = static_cast<O>(wa * a[e] + wb * b[e] + bias);
       return;
     }
     case 3: {
-      const double *__restrict a = src[0], *__restrict b = src[1], *__restrict c = src[2];
+      const I *__restrict a = src[0], *__restrict b = src[1], *__restrict c = src[2];
       const double wa = w[0], wb = w[1], wc = w[2];
-      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + wc * c[e] + bias;
+      if (add != nullptr)
+        for (std::int64_t e = 0; e < n; ++e) out[e] = static_cast<O>(wa * a[e] + wb * b[e] + wc * c[e] + bias + add[e]);
+      else
+        for (std::int64_t e = 0; e < n; ++e) out[e] = static_cast<O>(wa * a[e] + wb * b[e] + wc * c[e] + bias);
       return;
     }
     default: {
-      const double *__restrict a = src[0], *__restrict b = src[1], *__restrict c = src[2], *__restrict d = src[3];
-      const double wa = w[0], wb = w[1], wc = w[2], wd = w[3];
-      for (std::int64_t e = 0; e < n; ++e) out[e] = wa * a[e] + wb * b[e] + wc * c[e] + wd * d[e] + bias;
-      for (int t = 4; t < nt; ++t) {
-        const double* __restrict x = src[t];
-        const double wx = w[t];
-        for (std::int64_t e = 0; e < n; ++e) out[e] += wx * x[e];
+      // Larger windows: accumulate chunks in a local double array, then store once.
+      constexpr std::int64_t kChunk = 256;
+      alignas(64) double acc[kChunk];
+      for (std::int64_t e0 = 0; e0 < n; e0 += kChunk) {
+        const std::int64_t m = std::min(kChunk, n - e0);
+        const I *__restrict a = src[0] + e0, *__restrict b = src[1] + e0, *__restrict c = src[2] + e0,
+                            *__restrict d = src[3] + e0;
+        const double wa = w[0], wb = w[1], wc = w[2], wd = w[3];
+        for (std::int64_t e = 0; e < m; ++e) acc[e] = wa * a[e] + wb * b[e] + wc * c[e] + wd * d[e] + bias;
+        for (int t = 4; t < nt; ++t) {
+          const I* __restrict x = src[t] + e0;
+          const double wx = w[t];
+          for (std::int64_t e = 0; e < m; ++e) acc[e] += wx * x[e];
+        }
+        if (add != nullptr)
+          for (std::int64_t e = 0; e < m; ++e) out[e0 + e] = static_cast<O>(acc[e] + add[e0 + e]);
+        else
+          for (std::int64_t e = 0; e < m; ++e) out[e0 + e] = static_cast<O>(acc[e]);
       }
     }
   }
 }
 
 // Pad columns of rows [r0, r1): zeros, or the row's values wrapped around (circular).
-inline void fill_pads(double* plane, const Geom& g, std::int64_t pad, bool wrap_values, std::int64_t r0,
-                      std::int64_t r1) {
+template <class S>
+inline void fill_pads(S* plane, const Geom& g, std::int64_t pad, bool wrap_values, std::int64_t r0, std::int64_t r1) {
   if (pad == 0) return;
   for (std::int64_t r = r0; r < r1; ++r) {
-    double* row = plane + r * g.s + pad;  // interior starts here
+    S* row = plane + r * g.s + pad;  // interior starts here
     for (std::int64_t k = 1; k <= pad; ++k) {
-      row[-k] = wrap_values ? row[wrap(-k, g.w)] : 0.0;
-      row[g.w - 1 + k] = wrap_values ? row[wrap(g.w - 1 + k, g.w)] : 0.0;
+      row[-k] = wrap_values ? row[wrap(-k, g.w)] : S(0);
+      row[g.w - 1 + k] = wrap_values ? row[wrap(g.w - 1 + k, g.w)] : S(0);
     }
   }
 }
@@ -120,10 +132,10 @@ inline void fill_pads(double* plane, const Geom& g, std::int64_t pad, bool wrap_
 // out-of-range rows are zero (same/valid) or wrap (circular); columns come from the pads. Leaves the
 // pad columns of `out` as zeros or wrapped values (wrap_out).
 // With bias/add: out = Σ + bias + add, add being a plane of geometry go (unshifted).
-void window_plane(double* out, const Geom& go, const Term* terms, int nt, const Geom& gi, std::int64_t pad,
-                  bool circular, bool wrap_out, bool accumulate = false, double bias = 0.0,
-                  const double* add = nullptr) {
-  const double* src[kMaxTerms];
+template <class O, class I>
+void window_plane(O* out, const Geom& go, const Term<I>* terms, int nt, const Geom& gi, std::int64_t pad, bool circular,
+                  bool wrap_out, bool accumulate = false, double bias = 0.0, const O* add = nullptr) {
+  const I* src[kMaxTerms];
   double wgt[kMaxTerms];
   if (go.s == gi.s) {
     // Between consecutive cut rows the set of terms and their source rows are fixed: one flat run.
@@ -171,7 +183,8 @@ void window_plane(double* out, const Geom& go, const Term* terms, int nt, const 
 }
 
 // Sum of n values with 8 independent partial sums (vectorisable, fixed order: deterministic).
-inline double sum_vec(const double* __restrict a, std::int64_t n) {
+template <class S>
+inline double sum_vec(const S* __restrict a, std::int64_t n) {
   double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   std::int64_t e = 0;
   for (; e + 8 <= n; e += 8)
@@ -189,13 +202,14 @@ inline std::int64_t source(std::int64_t o, std::int64_t off, std::int64_t move, 
 }
 
 // Where a linear layer's input comes from.
+template <class S>
 struct Input {
   bool from_images = false;  // lift / first conv: K⁰ planes built from the two images on the fly
   const ImageView* x = nullptr;
   const double* x2_padded = nullptr;  // the x' channels as padded planes (lift)
-  double* k = nullptr;        // stored block (pre-activation until activated)
-  double* t = nullptr;        // Θ block; equal to k while Θ = K (after a first layer, no nonlinearity yet)
-  double* t_store = nullptr;  // where the activation writes Σ̇⊙Θ (may equal t, never k)
+  S* k = nullptr;        // stored block (pre-activation until activated)
+  S* t = nullptr;        // Θ block; equal to k while Θ = K (after a first layer, no nonlinearity yet)
+  S* t_store = nullptr;  // where the activation writes Σ̇⊙Θ (may equal t, never k)
   LayerKind activation = LayerKind::id;  // nonlinearity to apply lazily, slab by slab
   const double* var1 = nullptr;
   DualSide side{nullptr, nullptr};  // padded roots of the x' variance map (prepare_side)
@@ -203,11 +217,12 @@ struct Input {
 
 // Where a linear layer's output goes: stored (pads prepared for the next layer), or straight into the
 // pooled sums after `activation`.
+template <class S>
 struct Output {
   bool pool = false;
   bool wrap_pads = false;  // the next layer is circular
-  double* k = nullptr;
-  double* t = nullptr;
+  S* k = nullptr;
+  S* t = nullptr;
   LayerKind activation = LayerKind::id;
   const double* var1 = nullptr;
   DualSide side{nullptr, nullptr};
@@ -223,12 +238,13 @@ void prepare_side_padded(LayerKind kind, const double* q, const Geom& g, std::in
 
 // Applies the pending nonlinearity to input slab ii (all jj planes), in place, over whole padded planes;
 // zero pads stay zero, wrapped pads are refreshed.
-void activate_slab(Input& in, std::int64_t ii, const Geom& g, std::int64_t pad, bool wrap_pads) {
+template <class S>
+void activate_slab(Input<S>& in, std::int64_t ii, const Geom& g, std::int64_t pad, bool wrap_pads) {
   const std::int64_t plane = g.size();
   for (std::int64_t jj = 0; jj < g.w; ++jj) {
     const std::int64_t p = ii * g.w + jj;
-    double* k = in.k + p * plane;
-    double* t = in.t_store + p * plane;
+    S* k = in.k + p * plane;
+    S* t = in.t_store + p * plane;
     double a1 = 0, b1 = 0;
     side_scalars(in.activation, in.var1[p], a1, b1);
     dual_run(in.activation, a1, b1, in.side, k, in.t + p * plane, k, t, plane);
@@ -239,7 +255,8 @@ void activate_slab(Input& in, std::int64_t ii, const Geom& g, std::int64_t pad, 
   }
 }
 
-void run_layer(const Stage& st, int delta, Input& in, Output& out, Workspace& ws) {
+template <class S>
+void run_layer(const Stage& st, int delta, Input<S>& in, Output<S>& out, Workspace& ws) {
   const auto lines = box_lines(delta);
   const std::int64_t pad = ws.pad;
   const bool circular = st.spec.pad == Padding::circular;
@@ -253,17 +270,18 @@ void run_layer(const Stage& st, int delta, Input& in, Output& out, Workspace& ws
   const bool theta = !lift;  // a first layer has Θ = K: only K is summed
   const bool activate = !lift && in.activation != LayerKind::id;
   // After activation Σ̇⊙Θ lives in t_store (Θ may have been K itself before).
-  const double* t_read = activate ? in.t_store : in.t;
+  const S* t_read = activate ? in.t_store : in.t;
   if (activate && circular) {  // slabs wrap around: activate everything first
     for (std::int64_t ii = 0; ii < ih; ++ii) activate_slab(in, ii, gi, pad, true);
   }
   std::int64_t activated = circular ? ih - 1 : -1;
-  double* mid_k = ws.mid_k.data() + ws.guard;
-  double* mid_t = ws.mid_t.data() + ws.guard;
-  double* pk = ws.plane_k.data() + ws.guard;
-  double* pt = ws.plane_t.data() + ws.guard;
+  S* mid_k = ws.at<S>(ws.mid_k);
+  S* mid_t = ws.at<S>(ws.mid_t);
+  S* pk = ws.at<S>(ws.plane_k);
+  S* pt = ws.at<S>(ws.plane_t);
   const double inv_c = lift ? 1.0 / static_cast<double>(in.x->channels) : 1.0;
-  Term tk[kMaxTerms], tt[kMaxTerms];
+  Term<S> tk[kMaxTerms], tt[kMaxTerms];
+  Term<double> tl[kMaxTerms];  // lift terms: the x' channels are kept in double
   // Non-circular layers walk the output in column strips so that the q input slabs a strip touches
   // stay in L2 between the q output rows that reuse them (mid planes at strip edges are made twice).
   const std::int64_t col_bytes = static_cast<std::int64_t>(st.q) * 2 * 8 * gi.size();
@@ -276,7 +294,7 @@ void run_layer(const Stage& st, int delta, Input& in, Output& out, Workspace& ws
       for (; activated < need; ++activated) activate_slab(in, activated + 1, gi, pad, false);
     }
     // Pass A: mid plane jj = Σ_a shift(in[i+off+a][jj]).
-    const auto make_mid = [&](std::int64_t jj, double* mk, double* mt) {
+    const auto make_mid = [&](std::int64_t jj, S* mk, S* mt) {
       int nk = 0, ntt = 0;
       bool accumulate = false;
       for (int a = -st.p; a <= st.p; ++a) {
@@ -287,11 +305,11 @@ void run_layer(const Stage& st, int delta, Input& in, Output& out, Workspace& ws
         if (lift) {
           for (std::int64_t c = 0; c < in.x->channels; ++c) {
             if (nk == kMaxTerms) {  // very many channels: sum them in chunks
-              window_plane(mk, gm, tk, nk, gi, pad, circular, circular, accumulate);
+              window_plane(mk, gm, tl, nk, gi, pad, circular, circular, accumulate);
               accumulate = true;
               nk = 0;
             }
-            tk[nk++] = {in.x2_padded + c * gi.size(), d2, d3, in.x->data[(c * ih + ii) * iw + jj] * inv_c};
+            tl[nk++] = {in.x2_padded + c * gi.size(), d2, d3, in.x->data[(c * ih + ii) * iw + jj] * inv_c};
           }
         } else {
           const std::int64_t p = (ii * iw + jj) * gi.size();
@@ -299,8 +317,12 @@ void run_layer(const Stage& st, int delta, Input& in, Output& out, Workspace& ws
           tt[ntt++] = {t_read + p, d2, d3, 1.0};
         }
       }
-      if (nk > 0 || !accumulate) window_plane(mk, gm, tk, nk, gi, pad, circular, circular, accumulate);
-      if (theta) window_plane(mt, gm, tt, ntt, gi, pad, circular, circular);
+      if (lift) {
+        if (nk > 0 || !accumulate) window_plane(mk, gm, tl, nk, gi, pad, circular, circular, accumulate);
+      } else {
+        window_plane(mk, gm, tk, nk, gi, pad, circular, circular);
+        if (theta) window_plane(mt, gm, tt, ntt, gi, pad, circular, circular);
+      }
     };
     // Pass B: out[i][j] = scale · Σ_b shift(mid plane j+off+b) + bias, then store or pool.
     const auto emit = [&](std::int64_t j, const std::function<std::int64_t(std::int64_t)>& slot) {
@@ -316,8 +338,8 @@ void run_layer(const Stage& st, int delta, Input& in, Output& out, Workspace& ws
       }
       // K' = σ_w²/q² S(Σ) + σ_b² and Θ' = σ_w²/q² S(Σ̇⊙Θ) + K', straight into their destination.
       const std::int64_t n = go.size();
-      double* ok = out.pool ? pk : out.k + (i * ow + j) * n;
-      double* ot = out.pool ? pt : out.t + (i * ow + j) * n;
+      S* ok = out.pool ? pk : out.k + (i * ow + j) * n;
+      S* ot = out.pool ? pt : out.t + (i * ow + j) * n;
       window_plane(ok, go, tk, nk, gm, pad, circular, out.wrap_pads, false, st.b2);
       if (theta) {
         window_plane(ot, go, tt, nk, gm, pad, circular, out.wrap_pads, false, 0.0, ok);
@@ -361,17 +383,17 @@ std::size_t next_linear(const Network& net, std::size_t s) {
 }
 
 // Copies a padded block into the unpadded [i][j][i'][j'] layout of BlockView (observer mode).
-void unpad_block(const double* block, const Geom& g, std::int64_t pad, std::vector<double>& out) {
+template <class S>
+void unpad_block(const S* block, const Geom& g, std::int64_t pad, std::vector<double>& out) {
   out.resize(static_cast<std::size_t>(g.h * g.w * g.h * g.w));
   for (std::int64_t p = 0; p < g.h * g.w; ++p)
     for (std::int64_t r = 0; r < g.h; ++r)
       std::copy_n(block + p * g.size() + r * g.s + pad, g.w, out.begin() + (p * g.h + r) * g.w);
 }
 
-}  // namespace
-
-KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
-                    const SelfChain& sx2, Workspace& ws, const BlockObserver* observer) {
+template <class S>
+KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
+                         const SelfChain& sx2, Workspace& ws, const BlockObserver* observer) {
   const auto& stages = net.stages();
   const std::size_t readout = net.readout_stage();
   const std::int64_t pad = ws.pad;
@@ -392,10 +414,10 @@ KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx,
   double sum_k = 0.0, sum_t = 0.0;
   std::int64_t pooled_pixels = 0;
   for (int delta = 0; delta < net.rotations(); ++delta) {
-    double* cur_k = ws.block[0].data() + ws.guard;
-    double* cur_t = ws.block[1].data() + ws.guard;
-    double* nxt_k = ws.block[2].data() + ws.guard;
-    double* nxt_t = ws.block[3].data() + ws.guard;
+    S* cur_k = ws.at<S>(ws.block[0]);
+    S* cur_t = ws.at<S>(ws.block[1]);
+    S* nxt_k = ws.at<S>(ws.block[2]);
+    S* nxt_t = ws.at<S>(ws.block[3]);
     bool theta_is_k = false;
     LayerKind pending = LayerKind::id;
     const double *pv1 = nullptr, *pv2 = nullptr;
@@ -405,7 +427,7 @@ KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx,
       const Stage& st = stages[s];
       const Geom g{h, w, w + 2 * pad};
       if (is_spatial_linear(st.spec.kind)) {
-        Input in;
+        Input<S> in;
         in.from_images = st.in_state == StateKind::input;
         in.x = &x;
         in.x2_padded = ws.x2_padded.data() + ws.guard;
@@ -418,7 +440,7 @@ KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx,
           prepare_side_padded(pending, pv2, g, pad, ws.in_a.data(), ws.in_b.data());
           in.side = {ws.in_a.data(), ws.in_b.data()};
         }
-        Output out;
+        Output<S> out;
         // Fuse the last layer with its nonlinearity and the pooling, unless every state must be seen.
         out.pool = s == last_linear && observer == nullptr;
         const std::size_t next = next_linear(net, s);
@@ -461,7 +483,7 @@ KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx,
             const std::size_t next = next_linear(net, s);
             const bool wrap_pads = next < readout && stages[next].spec.pad == Padding::circular;
             prepare_side_padded(pending, pv2, g, pad, ws.in_a.data(), ws.in_b.data());
-            Input in;
+            Input<S> in;
             in.k = cur_k;
             in.t = theta_is_k ? cur_k : cur_t;
             in.t_store = cur_t;
@@ -492,6 +514,14 @@ KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx,
   const double count = static_cast<double>(net.rotations()) * static_cast<double>(pooled_pixels) *
                        static_cast<double>(pooled_pixels);
   return {sum_k / count, sum_t / count};
+}
+
+}  // namespace
+
+KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
+                    const SelfChain& sx2, Workspace& ws, const BlockObserver* observer) {
+  return ws.mixed ? spatial_impl<float>(net, x, sx, x2, sx2, ws, observer)
+                  : spatial_impl<double>(net, x, sx, x2, sx2, ws, observer);
 }
 
 }  // namespace eqntk::kernel::detail::EQNTK_ISA_NS

@@ -52,6 +52,11 @@ struct BlockView {
   }
 };
 
+/// Storage precision of the spatial blocks: float64 everywhere (default), or float32 storage of the
+/// covariance planes with all arithmetic (window sums, dual activations, pooling) in float64 — half the
+/// memory traffic, kernels accurate to ~1e-6 relative instead of ~1e-15.
+enum class Precision { float64, mixed };
+
 /// Called after every spatial stage s (up to, not including, the readout) for every block Δ.
 using BlockObserver = std::function<void(std::size_t stage, int delta, const BlockView&)>;
 
@@ -67,7 +72,7 @@ class PairKernel {
   /// The spatial part runs on the widest instruction set the CPU supports (AVX-512, AVX2 or baseline
   /// x86-64, chosen once per process; EQNTK_ISA=baseline|avx2 narrows it). Different levels agree to a few
   /// ulps, not bitwise: runs that must match bitwise use the same level.
-  explicit PairKernel(Network net);
+  explicit PairKernel(Network net, Precision precision = Precision::float64);
   ~PairKernel();
   PairKernel(PairKernel&&) noexcept;
   PairKernel& operator=(PairKernel&&) noexcept;
