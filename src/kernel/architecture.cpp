@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "eqntk/error.hpp"
+#include "eqntk/text.hpp"
 
 namespace eqntk::kernel {
 namespace {
@@ -24,36 +25,16 @@ constexpr NamedKind kKinds[] = {
   throw InvalidArgument("invalid architecture at '" + token + "': " + rule);
 }
 
-std::vector<std::string_view> split(std::string_view text, char sep) {
-  std::vector<std::string_view> parts;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t end = text.find(sep, start);
-    parts.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  return parts;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 double parse_real(const std::string& token, std::string_view key, std::string_view value) {
-  double v = 0.0;
-  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (ec != std::errc() || ptr != value.data() + value.size() || !std::isfinite(v))
-    fail(token, std::string(key) + " must be a finite number, got '" + std::string(value) + "'");
-  return v;
+  const auto v = text::parse_finite(value);
+  if (!v) fail(token, std::string(key) + " must be a finite number, got '" + std::string(value) + "'");
+  return *v;
 }
 
 LayerSpec parse_layer(std::string_view raw) {
-  const std::string token(trim(raw));
+  const std::string token(text::trim(raw));
   if (token.empty()) fail(token, "empty layer (two commas in a row, or a trailing comma?)");
-  const auto fields = split(token, ':');
+  const auto fields = text::split(token, ':');
   LayerSpec spec;
   spec.token = token;
   bool known = false;
@@ -200,8 +181,8 @@ bool is_readout(LayerKind kind) {
 
 Architecture Architecture::parse(std::string_view text) {
   Architecture arch;
-  if (trim(text).empty()) fail("", "empty architecture string");
-  for (const auto part : split(text, ',')) arch.layers_.push_back(parse_layer(part));
+  if (text::trim(text).empty()) fail("", "empty architecture string");
+  for (const auto part : text::split(text, ',')) arch.layers_.push_back(parse_layer(part));
   validate_order(arch.layers_);
   return arch;
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "eqntk/error.hpp"
+#include "eqntk/text.hpp"
 
 namespace eqntk::so3 {
 namespace {
@@ -24,37 +25,17 @@ constexpr std::string_view kPlanar[] = {"lift", "gconv", "conv", "gpool", "gap",
   throw InvalidArgument("invalid SO(3) architecture at '" + token + "': " + rule);
 }
 
-std::vector<std::string_view> split(std::string_view text, char sep) {
-  std::vector<std::string_view> parts;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t end = text.find(sep, start);
-    parts.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  return parts;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 double parse_real(const std::string& token, std::string_view key, std::string_view value) {
-  double v = 0.0;
-  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (ec != std::errc() || ptr != value.data() + value.size() || !std::isfinite(v))
-    fail(token, std::string(key) + " must be a finite number, got '" + std::string(value) + "'");
-  return v;
+  const auto v = text::parse_finite(value);
+  if (!v) fail(token, std::string(key) + " must be a finite number, got '" + std::string(value) + "'");
+  return *v;
 }
 
 LayerSpec parse_layer(std::string_view raw) {
-  const std::string token(trim(raw));
+  const std::string token(text::trim(raw));
   if (token.empty()) fail(token, "empty layer (two commas in a row, or a trailing comma?)");
-  const auto fields = split(token, ':');
-  const std::string_view name = trim(fields[0]);
+  const auto fields = text::split(token, ':');
+  const std::string_view name = text::trim(fields[0]);
   LayerSpec spec;
   spec.token = token;
   bool known = false;
@@ -76,8 +57,8 @@ LayerSpec parse_layer(std::string_view raw) {
   for (std::size_t f = 1; f < fields.size(); ++f) {
     const auto eq = fields[f].find('=');
     if (eq == std::string_view::npos) fail(token, "expected key=value, got '" + std::string(fields[f]) + "'");
-    const std::string_view key = trim(fields[f].substr(0, eq));
-    const std::string_view value = trim(fields[f].substr(eq + 1));
+    const std::string_view key = text::trim(fields[f].substr(0, eq));
+    const std::string_view value = text::trim(fields[f].substr(eq + 1));
     if (weighted && key == "w") {
       spec.w = parse_real(token, key, value);
       if (spec.w <= 0.0) fail(token, "w (sigma_w) must be positive");
@@ -177,16 +158,16 @@ kernel::LayerKind activation(LayerKind kind) {
 }
 
 Architecture Architecture::parse(std::string_view text) {
-  if (trim(text).empty()) fail("", "empty architecture string");
+  if (text::trim(text).empty()) fail("", "empty architecture string");
   Architecture arch;
-  for (const auto part : split(text, ',')) arch.layers_.push_back(parse_layer(part));
+  for (const auto part : text::split(text, ',')) arch.layers_.push_back(parse_layer(part));
   arch.pool_ = validate_order(arch.layers_);
   return arch;
 }
 
 bool Architecture::looks_like_so3(std::string_view text) {
-  for (const auto part : split(text, ',')) {
-    const std::string_view name = trim(split(trim(part), ':')[0]);
+  for (const auto part : text::split(text, ',')) {
+    const std::string_view name = text::trim(text::split(text::trim(part), ':')[0]);
     if (name == "s2lift" || name == "so3conv" || name == "so3pool") return true;
   }
   return false;
