@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 #include <omp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -374,6 +375,11 @@ class Builder {
     MPI_Allgather(&pairs_computed_, 1, MPI_INT64_T, out_.stats.pairs_per_rank.data(), 1, MPI_INT64_T, MPI_COMM_WORLD);
     MPI_Allgather(&compute_seconds_, 1, MPI_DOUBLE, out_.stats.compute_seconds_per_rank.data(), 1, MPI_DOUBLE,
                   MPI_COMM_WORLD);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    double rss_mb = static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KB on Linux
+    out_.stats.peak_rss_mb_per_rank.assign(static_cast<std::size_t>(p), 0.0);
+    MPI_Allgather(&rss_mb, 1, MPI_DOUBLE, out_.stats.peak_rss_mb_per_rank.data(), 1, MPI_DOUBLE, MPI_COMM_WORLD);
   }
 
   const ProcessGrid& grid_;

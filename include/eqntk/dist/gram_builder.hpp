@@ -50,6 +50,7 @@ struct BuildStats {
   std::int64_t pairs_total = 0, pairs_restored = 0;
   std::vector<std::int64_t> pairs_per_rank;   ///< pairs evaluated by each rank
   std::vector<double> compute_seconds_per_rank;  ///< seconds in tile evaluation per rank
+  std::vector<double> peak_rss_mb_per_rank;      ///< peak resident memory of each rank so far (MB)
   double seconds_self = 0.0, seconds_build = 0.0;  ///< wall time (max over ranks)
   /// max / mean of pairs_per_rank (1 = perfect balance).
   [[nodiscard]] double imbalance() const;
