@@ -24,8 +24,6 @@
 // the p4 NTK, at t = ∞ (with the ridge, if any; the largest finite time if t = ∞ could not be solved).
 //
 // Last line: max_rel_diff=<d> orbit_rsd_cnn=<a> orbit_rsd_da=<b> orbit_rsd_gcnn=<c>
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>

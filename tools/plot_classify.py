@@ -49,11 +49,12 @@ def main():
             ax.grid(alpha=0.3)
             if b == 0:
                 ax.set_ylabel("test accuracy (rotated test images)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
     extra = rows[0]
-    fig.suptitle(f"NTK/NNGP regression, {extra.get('n_test', '?')} test images, downsample {extra.get('downsample', '?')}",
-                 fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(f"NTK (solid) / NNGP (dashed) regression, {extra.get('n_test', '?')} rotated test images, "
+                 f"downsample {extra.get('downsample', '?')}; DA-CNN (open squares) = p4-GCNN", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(sys.argv[2], dpi=120)
 
 
