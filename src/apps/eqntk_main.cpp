@@ -5,9 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "eqntk/blas_check.hpp"
 #include "eqntk/cli/commands.hpp"
 
 int main(int argc, char** argv) {
+  // OpenBLAS falls back to generic kernels on CPUs it does not recognise; the solves (ScaLAPACK on top of
+  // it) are then 4-5x slower. Re-execute with OPENBLAS_CORETYPE chosen from the CPU's features, before
+  // MPI starts. A user-set OPENBLAS_CORETYPE is always respected.
+  eqntk::reexec_with_better_blas_core(argv);
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int rank = 0;

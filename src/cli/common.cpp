@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "eqntk/blas_check.hpp"
 #include "eqntk/build_info.hpp"
 #include "eqntk/cli/commands.hpp"
 #include "eqntk/dist/gram_builder.hpp"
@@ -17,7 +18,9 @@ char* openblas_get_config() __attribute__((weak));
 namespace eqntk::cli {
 
 std::string version_text() {
-  std::string blas = openblas_get_config != nullptr ? std::string("OpenBLAS ") + openblas_get_config() : "reference BLAS";
+  std::string blas = openblas_get_config != nullptr ? std::string("OpenBLAS ") + openblas_get_config() + ", " +
+                                                          eqntk::blas_core() + " kernels"
+                                                    : "reference BLAS";
   char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = {};
   int len = 0;
   MPI_Get_library_version(mpi, &len);
@@ -44,7 +47,10 @@ std::string help_text() {
          "  lift:k=3:pad=same,relu,gconv:k=3:pad=same,relu,gpool,dense     (p4 GCNN)\n"
          "  conv:k=3:pad=same,relu,conv:k=3:pad=same,relu,gap,dense        (CNN)\n"
          "Layers: lift gconv conv (keys k=odd, pad=same|valid|circular, w=sigma_w, b=sigma_b), relu erf id,\n"
-         "gpool gap flatten, dense (keys w, b).\n\n"
+         "gpool gap flatten, dense (keys w, b).\n"
+         "SO(3) networks on spherical signals (.npy coefficients or Driscoll-Healy samples) and molecules (XYZ):\n"
+         "  s2lift:w=1:b=0,erf,so3conv,erf,so3pool,dense                   (layers s2lift so3conv so3pool, keys w b)\n"
+         "  with --input-kind, --so3-grid, --band-limit, --molecule-sum, --slots, --channel-scale, --target-key.\n\n"
          "Exit codes: 0 success, 1 runtime failure, 2 bad usage or input, 3 interrupted (checkpoint saved).\n";
 }
 
