@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common.hpp"
+#include "so3_inputs.hpp"
 #include "eqntk/cli/commands.hpp"
 #include "eqntk/dist/collective.hpp"
 #include "eqntk/error.hpp"
@@ -13,16 +14,68 @@
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/io/npy.hpp"
 #include "eqntk/kernel/gram.hpp"
+#include "eqntk/so3/gram.hpp"
 
 namespace eqntk::cli {
 
 namespace po = boost::program_options;
 
+namespace {
+
+// Writes the chosen matrices of `g` through AtomicFile (opened before the heavy work by the caller).
+void write_matrices(const po::variables_map& vm, const kernel::GramPair& g, std::vector<io::AtomicFile>& outputs) {
+  const std::int64_t shape[2] = {g.rows, g.cols};
+  std::size_t o = 0;
+  for (const char* key : {"nngp", "ntk"}) {
+    if (vm.count(key) == 0u) continue;
+    const auto& m = std::string(key) == "nngp" ? g.nngp : g.ntk;
+    for (const double v : m)
+      if (!std::isfinite(v)) throw NumericalError("the " + std::string(key) + " matrix contains NaN/Inf");
+    const std::string bytes = io::npy_header(shape, io::DType::f8);
+    outputs[o].write(bytes);
+    outputs[o].write(std::span<const std::byte>(reinterpret_cast<const std::byte*>(m.data()), m.size() * sizeof(double)));
+    ++o;
+  }
+  for (auto& f : outputs) f.commit();
+}
+
+// `eqntk kernel` with an SO(3) architecture: spherical signals or molecules, on rank 0.
+void so3_kernel(const po::variables_map& vm, const detail::So3Options& options, int threads) {
+  if (vm.count("layout") != 0u && !vm["layout"].defaulted())
+    throw InvalidArgument("--layout applies to images only, not to SO(3) inputs (spherical signals, molecules)");
+  const so3::Architecture arch = so3::Architecture::parse(vm["arch"].as<std::string>());
+  const detail::So3File x1 = detail::read_so3_file(vm["x1"].as<std::string>(), options.kind);
+  const bool two = vm.count("x2") != 0u;
+  detail::So3File x2;
+  if (two) {
+    x2 = detail::read_so3_file(vm["x2"].as<std::string>(), options.kind);
+    detail::check_same_kind(x1, x2);
+  }
+  const detail::So3Items items = detail::make_items(x1, two ? &x2 : nullptr, options);
+  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{detail::grid_size(arch, items, options), 0});
+  std::vector<io::AtomicFile> outputs;
+  for (const char* key : {"nngp", "ntk"})
+    if (vm.count(key) != 0u) outputs.emplace_back(std::filesystem::path(vm[key].as<std::string>()));
+  const auto t0 = std::chrono::steady_clock::now();
+  const kernel::GramPair g =
+      items.molecules
+          ? so3::molecule_gram_matrices(net, options.sum, options.slots, items.atoms[0], two ? &items.atoms[1] : nullptr, threads)
+          : so3::gram_matrices(net, items.signals[0], two ? &items.signals[1] : nullptr, threads);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_matrices(vm, g, outputs);
+  std::printf("eqntk kernel: %lldx%lld matrices of %s on %s (L=%d, C=%d, SO(3) grid N=%d) in %.3f s\n",
+              static_cast<long long>(g.rows), static_cast<long long>(g.cols), arch.canonical().c_str(),
+              items.molecules ? "molecules" : "spherical signals", items.band_limit, items.channels, net.grid().n(), seconds);
+}
+
+}  // namespace
+
 int kernel_command(const std::vector<std::string>& args) {
   po::options_description desc(
       "eqntk kernel: NNGP and NTK Gram matrices of image files (one process; under mpirun rank 0 works)\n\n"
       "Reads 4-D C-order float32/float64 .npy arrays (NHWC by default) and writes N1xN2 float64 .npy\n"
-      "matrices K[i][j] = K(x1_i, x2_j). Options");
+      "matrices K[i][j] = K(x1_i, x2_j). With an SO(3) architecture (s2lift ... so3pool) the files hold\n"
+      "spherical signals (.npy coefficients or Driscoll-Healy samples) or molecules (XYZ). Options");
   desc.add_options()("help,h", "show this help")("x1", po::value<std::string>(), "first image file (.npy)")(
       "x2", po::value<std::string>(), "second image file (.npy); default: x1 (symmetric Gram matrix)")(
       "arch", po::value<std::string>(), "architecture string, e.g. lift:k=3,relu,gconv:k=3,relu,gpool,dense")(
@@ -30,6 +83,7 @@ int kernel_command(const std::vector<std::string>& args) {
       "nngp", po::value<std::string>(), "output file for the NNGP matrix")("ntk", po::value<std::string>(),
                                                                            "output file for the NTK matrix")(
       "threads", po::value<int>()->default_value(1), "OpenMP threads over pairs");
+  detail::add_so3_options(desc, false);
   return detail::guarded([&]() -> int {
     po::variables_map vm;
     dist::collectively([&] {
@@ -63,6 +117,11 @@ int kernel_command(const std::vector<std::string>& args) {
         throw InvalidArgument("--layout must be nhwc or nchw, got '" + layout_text + "'");
       const int threads = vm["threads"].as<int>();
       if (threads < 1) throw InvalidArgument("--threads must be at least 1");
+      const detail::So3Options so3_options = detail::read_so3_options(vm, false);
+      if (detail::routes_to_so3(vm["arch"].as<std::string>(), so3_options)) {
+        so3_kernel(vm, so3_options, threads);
+        return;
+      }
       const auto layout = layout_text == "nhwc" ? io::ImageLayout::nhwc : io::ImageLayout::nchw;
       const kernel::Architecture arch = kernel::Architecture::parse(vm["arch"].as<std::string>());
       const kernel::ImageSet x1 = io::load_images(vm["x1"].as<std::string>(), layout, false);
@@ -85,19 +144,7 @@ int kernel_command(const std::vector<std::string>& args) {
       const auto t0 = std::chrono::steady_clock::now();
       const kernel::GramPair g = kernel::gram_matrices(net, x1, two ? &x2 : nullptr, threads);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const std::int64_t shape[2] = {g.rows, g.cols};
-      std::size_t o = 0;
-      for (const char* key : {"nngp", "ntk"}) {
-        if (vm.count(key) == 0u) continue;
-        const auto& m = std::string(key) == "nngp" ? g.nngp : g.ntk;
-        for (const double v : m)
-          if (!std::isfinite(v)) throw NumericalError("the " + std::string(key) + " matrix contains NaN/Inf");
-        const std::string bytes = io::npy_header(shape, io::DType::f8);
-        outputs[o].write(bytes);
-        outputs[o].write(std::span<const std::byte>(reinterpret_cast<const std::byte*>(m.data()), m.size() * sizeof(double)));
-        ++o;
-      }
-      for (auto& f : outputs) f.commit();
+      write_matrices(vm, g, outputs);
       std::printf("eqntk kernel: %lldx%lld matrices of %s in %.3f s\n", static_cast<long long>(g.rows),
                   static_cast<long long>(g.cols), arch.canonical().c_str(), seconds);
     });

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common.hpp"
+#include "so3_inputs.hpp"
 #include "eqntk/build_info.hpp"
 #include "eqntk/cli/commands.hpp"
 #include "eqntk/dist/collective.hpp"
@@ -29,6 +30,7 @@
 #include "eqntk/io/checkpoint.hpp"
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/io/npy.hpp"
+#include "eqntk/so3/problem.hpp"
 #include "eqntk/solve/dynamics.hpp"
 
 namespace eqntk::cli {
@@ -61,6 +63,8 @@ struct RunConfig {
   io::ImageLayout layout = io::ImageLayout::nhwc;
   io::Preprocessing prep;
   solve::SolveOptions solve;
+  detail::So3Options so3;                   // SO(3) inputs (so3_inputs.hpp)
+  std::vector<std::string> explicit_flags;  // given on the command line or in the config file
 };
 
 po::options_description run_options() {
@@ -68,7 +72,9 @@ po::options_description run_options() {
       "eqntk run: distributed NTK/NNGP Gram matrices and infinite-width training dynamics\n\n"
       "Usage: mpirun -np P eqntk run --train-images A --train-labels B --test-images C --test-labels D\n"
       "         --arch ARCH --times inf,0.5,5 --kernel both --out DIR [options]\n"
-      "Image and label files are .npy or MNIST IDX (gzipped or not), recognised by content. Every option\n"
+      "Image and label files are .npy or MNIST IDX (gzipped or not), recognised by content. With an SO(3)\n"
+      "architecture (s2lift ... so3pool) the inputs are spherical signals (.npy coefficients or Driscoll-Healy\n"
+      "samples) or molecules (XYZ), recognised by content or --input-kind. Every option\n"
       "may also be given in an INI file (--config run.ini, `key = value` lines with the long names);\n"
       "command-line flags override the file. Options");
   desc.add_options()("help,h", "show this help")("config", po::value<std::string>(), "INI file with options")(
@@ -101,6 +107,7 @@ po::options_description run_options() {
       "downsample", po::value<int>()->default_value(1), "F x F average pooling of the images")(
       "rotate-test", po::bool_switch(), "rotate each test image by a seeded random multiple of 90 degrees")(
       "augment", po::bool_switch(), "append the 4 rotations of every training image");
+  detail::add_so3_options(desc, true);
   return desc;
 }
 
@@ -139,10 +146,17 @@ RunConfig read_config(const po::variables_map& vm) {
     if (vm.count(key) == 0u) throw InvalidArgument(std::string("--") + key + " is required");
     return vm[key].as<std::string>();
   };
+  c.so3 = detail::read_so3_options(vm, true);
+  for (const auto& [key, value] : vm)
+    if (!value.defaulted()) c.explicit_flags.push_back(key);
+  // XYZ molecules may take their targets from the comment lines (--target-key) instead of label files.
+  const bool label_files = c.so3.target_key.empty();
   c.train_images = need("train-images");
-  c.train_labels = need("train-labels");
+  if (label_files) c.train_labels = need("train-labels");
   c.test_images = need("test-images");
-  c.test_labels = need("test-labels");
+  if (label_files) c.test_labels = need("test-labels");
+  if (!label_files && (vm.count("train-labels") != 0u || vm.count("test-labels") != 0u))
+    throw InvalidArgument("--target-key reads the targets from the XYZ comment lines: give it or label files, not both");
   c.arch_text = need("arch");
   c.out = need("out");
   if (vm.count("checkpoint") != 0u) c.checkpoint = vm["checkpoint"].as<std::string>();
@@ -290,7 +304,7 @@ std::string num(double v) {
 struct Score {
   std::string kernel, time_token;
   double time = 0;
-  double accuracy = std::nan(""), mse = 0, mae = 0;
+  double accuracy = std::nan(""), mse = 0, mae = 0, rmse = 0;
   std::int64_t correct = 0;
   double train_accuracy = std::nan(""), train_mse = std::nan("");
   double mean_variance = std::nan("");
@@ -305,7 +319,7 @@ std::int64_t argmax_row(const std::vector<double>& m, std::int64_t row, std::int
 void score(const io::Dataset& d, const io::LabeledSet& set, const std::vector<double>& pred, double& accuracy,
            std::int64_t& correct, double& mse, double* mae) {
   const std::int64_t k = d.outputs();
-  const std::int64_t n = set.images.count;
+  const std::int64_t n = set.targets.count();
   double se = 0, ae = 0;
   correct = 0;
   for (std::int64_t i = 0; i < n; ++i) {
@@ -351,15 +365,136 @@ struct Outputs {
   }
 };
 
+// What the solve and output phase needs from either kind of job (planar images or SO(3) items).
+struct Job {
+  const io::Dataset& data;     // targets (and, for images, the images themselves)
+  const dist::GramMatrices& g;
+  std::string arch_canonical;
+  std::string input_json;      // one metrics.json member: "input_shape": [C, H, W] or "input": {...}
+  double seconds_load = 0;
+  bool standardized = false;   // whether --standardize was applied (images only)
+};
+
+int solve_and_write(const RunConfig& c, const std::vector<std::string>& args, Clock::time_point t_start, const Job& job);
+
+void log_grid(const RunConfig& c, const dist::ProcessGrid& grid) {
+  if (c.quiet) return;
+  detail::print("[grid] " + std::to_string(grid.size()) + " ranks as " + std::to_string(grid.prows()) + "x" +
+                std::to_string(grid.pcols()) + ", block size " + std::to_string(c.nb) + ", " + std::to_string(c.threads) +
+                " threads per rank");
+}
+
+dist::BuildOptions build_options(const RunConfig& c, std::uint64_t fingerprint, std::string description) {
+  dist::BuildOptions bo;
+  bo.threads = c.threads;
+  bo.progress_interval = c.progress_interval;
+  bo.quiet = c.quiet;
+  bo.checkpoint_dir = c.checkpoint;
+  bo.fingerprint = fingerprint;
+  bo.description = std::move(description);
+  bo.test_self = c.variance;
+  bo.stop = &g_stop;
+  bo.log = [quiet = c.quiet](const std::string& line) {
+    if (!quiet) detail::print(line);
+  };
+  return bo;
+}
+
+// SO(3) data on rank 0: the two files (kind from --input-kind or the content), their targets (label files or
+// --target-key), the seeded subsets of io::prepare (run on stand-in 1x1 images, so that subsets, label
+// checks and class counts are exactly those of the planar path) and the items the kernels take.
+void load_so3(const RunConfig& c, io::Dataset& data, detail::So3Items& items) {
+  const detail::So3File train = detail::read_so3_file(c.train_images, c.so3.kind);
+  const detail::So3File test = detail::read_so3_file(c.test_images, c.so3.kind);
+  detail::check_same_kind(train, test);
+  const bool molecules = train.kind == detail::InputKind::xyz;
+  const std::string what = molecules ? "molecules" : "signals";
+  const bool from_comments = !c.so3.target_key.empty();
+  io::Targets targets[2] = {from_comments ? detail::comment_targets(train, c.so3.target_key) : io::load_targets(c.train_labels),
+                            from_comments ? detail::comment_targets(test, c.so3.target_key) : io::load_targets(c.test_labels)};
+  const detail::So3File* files[2] = {&train, &test};
+  const char* set_name[2] = {"training", "test"};
+  const std::int64_t subset[2] = {c.prep.n_train, c.prep.n_test};
+  for (int s = 0; s < 2; ++s) {
+    if (targets[s].count() != files[s]->count())
+      throw InvalidArgument(std::string(set_name[s]) + " labels: " + std::to_string(targets[s].count()) + " labels for " +
+                            std::to_string(files[s]->count()) + " " + what + " in '" + files[s]->source + "'");
+    if (subset[s] > files[s]->count())
+      throw InvalidArgument(std::string("--n-") + (s == 0 ? "train " : "test ") + std::to_string(subset[s]) +
+                            " exceeds the " + std::to_string(files[s]->count()) + " " + set_name[s] + " " + what +
+                            " available");
+  }
+  const auto stand_in = [](std::int64_t count) {
+    return kernel::ImageSet{{1, 1, 1}, count, std::vector<double>(static_cast<std::size_t>(count), 0.0)};
+  };
+  io::Preprocessing prep = c.prep;
+  prep.standardize = false;
+  prep.downsample = 1;
+  prep.rotate_test = false;
+  prep.augment = false;
+  data = io::prepare(io::labeled(stand_in(train.count()), std::move(targets[0])),
+                     io::labeled(stand_in(test.count()), std::move(targets[1])), prep);
+  const detail::So3File test_rows = detail::select_rows(test, data.test.source_index);
+  items = detail::make_items(detail::select_rows(train, data.train.source_index), &test_rows, c.so3);
+}
+
+// `eqntk run` with an SO(3) architecture: as the planar run, on spherical signals or molecules.
+int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::time_point t_start) {
+  const auto log = [&](const std::string& line) {
+    if (!c.quiet) detail::print(line);
+  };
+  detail::reject_image_flags({"downsample", "rotate-test", "augment", "layout"}, c.explicit_flags);
+  const so3::Architecture arch = so3::Architecture::parse(c.arch_text);
+  const auto [prows, pcols] = dist::ProcessGrid::parse_shape(c.grid_text, detail::world_size());
+  dist::on_root([&] { check_output_dir(c); });
+
+  const auto t0 = Clock::now();
+  io::Dataset data;
+  detail::So3Items items;
+  dist::on_root([&] { load_so3(c, data, items); });
+  bcast_set(data.train);
+  bcast_set(data.test);
+  MPI_Bcast(&data.num_classes, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+  detail::broadcast_items(items);
+  const double seconds_load = seconds_since(t0);
+  // The same verdict on every rank (e.g. --so3-grid below 2L-1).
+  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{detail::grid_size(arch, items, c.so3), 0});
+  std::unique_ptr<kernel::KernelProblem> problem;
+  if (items.molecules)
+    problem = std::make_unique<so3::MoleculeProblem>(net, c.so3.sum, c.so3.slots, items.atoms[0], items.atoms[1]);
+  else
+    problem = std::make_unique<so3::So3SignalProblem>(net, items.signals[0], items.signals[1]);
+  const std::int64_t n = items.count(0), m = items.count(1);
+  const std::string what = items.molecules ? "molecules" : "signals";
+  log("[data] " + std::to_string(n) + " training and " + std::to_string(m) + " test " + what + " (" +
+      detail::to_string(items.kind) + ", L=" + std::to_string(items.band_limit) + ", C=" + std::to_string(items.channels) +
+      (items.molecules ? ", up to " + std::to_string(items.max_atoms()) + " atoms" : std::string()) + "), " +
+      std::to_string(data.outputs()) + " outputs; arch " + arch.canonical() + "; SO(3) grid N=" +
+      std::to_string(net.grid().n()) + ", " + std::to_string(net.grid().n_beta()) + " beta nodes");
+  if (std::find(c.explicit_flags.begin(), c.explicit_flags.end(), "standardize") != c.explicit_flags.end())
+    log("[data] --standardize does not apply to SO(3) inputs (ignored)");
+
+  dist::ProcessGrid grid(prows, pcols);
+  log_grid(c, grid);
+  const dist::BuildOptions bo =
+      build_options(c, detail::so3_fingerprint(arch, net, items, c.so3),
+                    "arch " + arch.canonical() + ", " + std::to_string(n) + " train and " + std::to_string(m) + " test " +
+                        what + " (" + detail::to_string(items.kind) + ")");
+  const dist::GramMatrices g = dist::build_gram(grid, *problem, c.nb, bo);
+  const Job job{data, g, arch.canonical(), "\"input\": " + detail::so3_input_json(net, items, c.so3), seconds_load, false};
+  return solve_and_write(c, args, t_start, job);
+}
+
 int run(const RunConfig& c, const std::vector<std::string>& args) {
   const auto t_start = Clock::now();
-  const int rank = detail::world_rank();
   const int nranks = detail::world_size();
   const auto log = [&](const std::string& line) {
     if (!c.quiet) detail::print(line);
   };
 
   // Validate the cheap things first, identically on every rank.
+  const bool so3_job = detail::routes_to_so3(c.arch_text, c.so3);
+  if (so3_job) return run_so3(c, args, t_start);
   kernel::Architecture arch = kernel::Architecture::parse(c.arch_text);
   const auto [prows, pcols] = dist::ProcessGrid::parse_shape(c.grid_text, nranks);
   dist::on_root([&] { check_output_dir(c); });  // checks only: --out is created when outputs are written
@@ -377,27 +512,38 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
   MPI_Bcast(&data.num_classes, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
   const double seconds_load = seconds_since(t0);
   const kernel::Network net(arch, data.train.images.shape);  // same verdict on every rank
-  const std::int64_t n = data.train.images.count, m = data.test.images.count, k = data.outputs();
+  const std::int64_t n = data.train.images.count, m = data.test.images.count;
   log("[data] " + std::to_string(n) + " training and " + std::to_string(m) + " test images of " +
       std::to_string(net.input_shape().channels) + "x" + std::to_string(net.input_shape().height) + "x" +
-      std::to_string(net.input_shape().width) + ", " + std::to_string(k) + " outputs; arch " + arch.canonical());
+      std::to_string(net.input_shape().width) + ", " + std::to_string(data.outputs()) + " outputs; arch " + arch.canonical());
 
   dist::ProcessGrid grid(prows, pcols);
-  log("[grid] " + std::to_string(nranks) + " ranks as " + std::to_string(prows) + "x" + std::to_string(pcols) +
-      ", block size " + std::to_string(c.nb) + ", " + std::to_string(c.threads) + " threads per rank");
+  log_grid(c, grid);
 
   // Build.
-  dist::BuildOptions bo;
-  bo.threads = c.threads;
-  bo.progress_interval = c.progress_interval;
-  bo.quiet = c.quiet;
-  bo.checkpoint_dir = c.checkpoint;
-  bo.fingerprint = fingerprint(arch, data);
-  bo.description = "arch " + arch.canonical() + ", " + std::to_string(n) + " train and " + std::to_string(m) + " test images";
-  bo.test_self = c.variance;
-  bo.stop = &g_stop;
-  bo.log = [&](const std::string& line) { log(line); };
+  const dist::BuildOptions bo = build_options(
+      c, fingerprint(arch, data),
+      "arch " + arch.canonical() + ", " + std::to_string(n) + " train and " + std::to_string(m) + " test images");
   const dist::GramMatrices g = dist::build_gram(grid, net, data.train.images, data.test.images, c.nb, bo);
+  Job job{data, g, arch.canonical(),
+          "\"input_shape\": [" + std::to_string(net.input_shape().channels) + ", " +
+              std::to_string(net.input_shape().height) + ", " + std::to_string(net.input_shape().width) + "]",
+          seconds_load, c.prep.standardize};
+  return solve_and_write(c, args, t_start, job);
+}
+
+int solve_and_write(const RunConfig& c, const std::vector<std::string>& args, Clock::time_point t_start, const Job& job) {
+  const int rank = detail::world_rank();
+  const int nranks = detail::world_size();
+  const auto log = [&](const std::string& line) {
+    if (!c.quiet) detail::print(line);
+  };
+  const io::Dataset& data = job.data;
+  const dist::GramMatrices& g = job.g;
+  const std::int64_t n = data.train.images.count, m = data.test.images.count, k = data.outputs();
+  const double seconds_load = job.seconds_load;
+  const auto [prows, pcols] = dist::ProcessGrid::parse_shape(c.grid_text, nranks);
+  auto t0 = Clock::now();
   const auto& st = g.stats;
   {
     const auto [min_it, max_it] = std::minmax_element(st.pairs_per_rank.begin(), st.pairs_per_rank.end());
@@ -426,6 +572,7 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
       const auto& p = rep.predictions[i];
       Score s{name, c.times[i].token, p.time};
       score(data, data.test, p.mean, s.accuracy, s.correct, s.mse, &s.mae);
+      s.rmse = std::sqrt(s.mse);
       if (!p.train_outputs.empty()) {
         std::int64_t train_correct = 0;
         score(data, data.train, p.train_outputs, s.train_accuracy, train_correct, s.train_mse, nullptr);
@@ -437,11 +584,12 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
       }
       char line[256];
       if (data.train.targets.classification)
-        std::snprintf(line, sizeof line, "[result] %s t=%s: test accuracy %.4f (%lld/%lld), test mse %.6g", name.c_str(),
-                      s.time_token.c_str(), s.accuracy, static_cast<long long>(s.correct), static_cast<long long>(m), s.mse);
+        std::snprintf(line, sizeof line, "[result] %s t=%s: test accuracy %.4f (%lld/%lld), test mse %.6g, rmse %.6g, mae %.6g",
+                      name.c_str(), s.time_token.c_str(), s.accuracy, static_cast<long long>(s.correct),
+                      static_cast<long long>(m), s.mse, s.rmse, s.mae);
       else
-        std::snprintf(line, sizeof line, "[result] %s t=%s: test mse %.6g, mae %.6g", name.c_str(), s.time_token.c_str(),
-                      s.mse, s.mae);
+        std::snprintf(line, sizeof line, "[result] %s t=%s: test mse %.6g, rmse %.6g, mae %.6g", name.c_str(),
+                      s.time_token.c_str(), s.mse, s.rmse, s.mae);
       detail::print(line);
       scores.push_back(s);
     }
@@ -485,9 +633,8 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
       js << "{\n  \"eqntk_version\": \"" << build::kVersion << "\",\n  \"git_sha\": \"" << build::kGitSha << "\",\n";
       js << "  \"command\": \"";
       for (const auto& a : args) js << json_escape(a) << ' ';
-      js << "\",\n  \"arch\": \"" << json_escape(arch.canonical()) << "\",\n";
-      js << "  \"input_shape\": [" << net.input_shape().channels << ", " << net.input_shape().height << ", "
-         << net.input_shape().width << "],\n";
+      js << "\",\n  \"arch\": \"" << json_escape(job.arch_canonical) << "\",\n";
+      js << "  " << job.input_json << ",\n";
       js << "  \"n_train\": " << n << ",\n  \"n_test\": " << m << ",\n  \"outputs\": " << k << ",\n";
       js << "  \"task\": \"" << (data.train.targets.classification ? "classification" : "regression") << "\",\n";
       js << "  \"ranks\": " << nranks << ",\n  \"grid\": [" << prows << ", " << pcols << "],\n  \"block_size\": " << c.nb
@@ -495,14 +642,15 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
       js << "  \"eta\": " << num(c.solve.eta) << ",\n  \"loss\": \"" << (c.solve.loss == solve::Loss::sum ? "sum" : "mean")
          << "\",\n  \"ridge\": " << num(c.solve.ridge) << ",\n  \"ridge_absolute\": " << (c.solve.ridge_absolute ? "true" : "false")
          << ",\n";
-      js << "  \"preprocessing\": {\"seed\": " << c.prep.seed << ", \"standardize\": " << (c.prep.standardize ? "true" : "false")
+      js << "  \"preprocessing\": {\"seed\": " << c.prep.seed << ", \"standardize\": " << (job.standardized ? "true" : "false")
          << ", \"downsample\": " << c.prep.downsample << ", \"rotate_test\": " << (c.prep.rotate_test ? "true" : "false")
          << ", \"augment\": " << (c.prep.augment ? "true" : "false") << "},\n";
       js << "  \"results\": [\n";
       for (std::size_t i = 0; i < scores.size(); ++i) {
         const auto& s = scores[i];
         js << "    {\"kernel\": \"" << s.kernel << "\", \"t\": \"" << s.time_token << "\", \"accuracy\": " << num(s.accuracy)
-           << ", \"correct\": " << s.correct << ", \"mse\": " << num(s.mse) << ", \"mae\": " << num(s.mae)
+           << ", \"correct\": " << s.correct << ", \"mse\": " << num(s.mse) << ", \"rmse\": " << num(s.rmse)
+           << ", \"mae\": " << num(s.mae)
            << ", \"train_accuracy\": " << num(s.train_accuracy) << ", \"train_mse\": " << num(s.train_mse)
            << ", \"mean_variance\": " << num(s.mean_variance) << "}" << (i + 1 < scores.size() ? "," : "") << "\n";
       }
