@@ -17,7 +17,7 @@ U0 atomization energy, SO3_MATH.md Appendix C), in eV:
 least two atoms are kept (the species the per-atom signals of eqntk support), in the order of
 g2_1.molecule_names then g2_2.molecule_names.
 
-Writes into --out (default: examples/g2):
+Writes into --out (default: tools/data/g2):
   g2.xyz           one extended-XYZ frame per molecule; comment line
                    `Properties=species:S:1:pos:R:3 name=<name> D0_eV=<D0> De_eV=<De> ZPE_eV=<ZPE> database=<G2-1|G2-2>`
   g2_D0_eV.npy     float64 (N,) D0 in eV, same order (for --train-labels / --test-labels)
@@ -44,7 +44,7 @@ KCAL_MOL_IN_EV = units.kcal / units.mol
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "g2"))
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "g2"))
     args = parser.parse_args()
 
     data = dict(g2_1.data)

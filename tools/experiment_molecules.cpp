@@ -67,7 +67,7 @@ constexpr double kMeVPerEV = 1000.0;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 struct Args {
-  std::string xyz = std::string(EQNTK_SOURCE_DIR) + "/examples/g2/g2.xyz";
+  std::string xyz = std::string(EQNTK_SOURCE_DIR) + "/tools/data/g2/g2.xyz";
   std::string target_key = "D0_eV";
   std::string so3_arch = "s2lift:w=0.125,erf,so3conv,erf,so3pool,dense";
   std::string mlp_arch = "flatten,dense:w=0.125,erf,dense,erf,dense";
@@ -87,7 +87,7 @@ struct Args {
       "usage: experiment_molecules [--xyz FILE] [--target-key KEY] [--so3-arch A] [--mlp-arch A] [--band-limit L]\n"
       "                            [--so3-grid N] [--splits S] [--train-fraction F] [--threads T] [--seed S]\n"
       "                            [--mc-rotations R] [--max-molecules M] [--baseline elements|mean]\n"
-      "Default: examples/g2/g2.xyz from tools/convert_g2.py, target D0_eV (eV), L = 6, 20 splits 80/20.\n");
+      "Default: tools/data/g2/g2.xyz from tools/convert_g2.py, target D0_eV (eV), L = 6, 20 splits 80/20.\n");
   std::exit(code);
 }
 
