@@ -82,7 +82,9 @@ int kernel_command(const std::vector<std::string>& args) {
       "layout", po::value<std::string>()->default_value("nhwc"), "image layout: nhwc or nchw")(
       "nngp", po::value<std::string>(), "output file for the NNGP matrix")("ntk", po::value<std::string>(),
                                                                            "output file for the NTK matrix")(
-      "threads", po::value<int>()->default_value(1), "OpenMP threads over pairs");
+      "threads", po::value<int>()->default_value(1), "OpenMP threads over pairs")(
+      "precision", po::value<std::string>()->default_value("float64"),
+      "float64, or mixed: float32 storage of the covariance blocks, float64 arithmetic (planar networks)");
   detail::add_so3_options(desc, false);
   return detail::guarded([&]() -> int {
     po::variables_map vm;
@@ -117,8 +119,14 @@ int kernel_command(const std::vector<std::string>& args) {
         throw InvalidArgument("--layout must be nhwc or nchw, got '" + layout_text + "'");
       const int threads = vm["threads"].as<int>();
       if (threads < 1) throw InvalidArgument("--threads must be at least 1");
+      const std::string precision_text = vm["precision"].as<std::string>();
+      if (precision_text != "float64" && precision_text != "mixed")
+        throw InvalidArgument("--precision must be float64 or mixed, got '" + precision_text + "'");
+      const auto precision = precision_text == "mixed" ? kernel::Precision::mixed : kernel::Precision::float64;
       const detail::So3Options so3_options = detail::read_so3_options(vm, false);
       if (detail::routes_to_so3(vm["arch"].as<std::string>(), so3_options)) {
+        if (precision == kernel::Precision::mixed)
+          throw InvalidArgument("--precision mixed applies to planar networks only, not to SO(3) architectures");
         so3_kernel(vm, so3_options, threads);
         return;
       }
@@ -137,12 +145,11 @@ int kernel_command(const std::vector<std::string>& args) {
       }
       const kernel::Network net(arch, x1.shape);
       std::vector<io::AtomicFile> outputs;
-      std::vector<std::pair<io::AtomicFile*, bool>> targets;  // (file, is_ntk)
       // Open the partial files before the heavy work so that an unwritable path fails fast.
       for (const char* key : {"nngp", "ntk"})
         if (vm.count(key) != 0u) outputs.emplace_back(std::filesystem::path(vm[key].as<std::string>()));
       const auto t0 = std::chrono::steady_clock::now();
-      const kernel::GramPair g = kernel::gram_matrices(net, x1, two ? &x2 : nullptr, threads);
+      const kernel::GramPair g = kernel::gram_matrices(net, x1, two ? &x2 : nullptr, threads, precision);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       write_matrices(vm, g, outputs);
       std::printf("eqntk kernel: %lldx%lld matrices of %s in %.3f s\n", static_cast<long long>(g.rows),

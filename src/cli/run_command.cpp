@@ -15,6 +15,7 @@
 #include <limits>
 #include <sstream>
 
+#include <sched.h>
 #include <unistd.h>
 
 #include "common.hpp"
@@ -59,6 +60,7 @@ struct RunConfig {
   bool save_kernels = false, variance = false, quiet = false, overwrite = false;
   std::int64_t nb = 32;
   int threads = 1;
+  kernel::Precision precision = kernel::Precision::float64;
   double progress_interval = 3.0;
   io::ImageLayout layout = io::ImageLayout::nhwc;
   io::Preprocessing prep;
@@ -95,6 +97,8 @@ po::options_description run_options() {
       "block-size", po::value<std::int64_t>()->default_value(32), "ScaLAPACK block size nb (also the tile size)")(
       "grid", po::value<std::string>()->default_value("auto"), "process grid PxQ (P*Q = ranks); auto: near square")(
       "threads", po::value<int>()->default_value(1), "OpenMP threads per rank (pairs of a tile)")(
+      "precision", po::value<std::string>()->default_value("float64"),
+      "float64, or mixed: float32 storage of the planar covariance blocks, float64 arithmetic")(
       "checkpoint", po::value<std::string>(), "directory for finished tiles (resume after interruption)")(
       "quiet", po::bool_switch(), "no progress lines")(
       "progress-interval", po::value<double>()->default_value(3.0), "seconds between progress lines")(
@@ -174,6 +178,10 @@ RunConfig read_config(const po::variables_map& vm) {
   if (c.nb < 1) throw InvalidArgument("--block-size must be at least 1, got " + std::to_string(c.nb));
   c.threads = vm["threads"].as<int>();
   if (c.threads < 1) throw InvalidArgument("--threads must be at least 1, got " + std::to_string(c.threads));
+  const std::string precision = vm["precision"].as<std::string>();
+  if (precision != "float64" && precision != "mixed")
+    throw InvalidArgument("--precision must be float64 or mixed, got '" + precision + "'");
+  c.precision = precision == "mixed" ? kernel::Precision::mixed : kernel::Precision::float64;
   c.progress_interval = vm["progress-interval"].as<double>();
   if (!(c.progress_interval > 0)) throw InvalidArgument("--progress-interval must be positive");
   c.grid_text = vm["grid"].as<std::string>();
@@ -267,8 +275,8 @@ void bcast_set(io::LabeledSet& s) {
   bcast_vector(s.rotation, MPI_INT);
 }
 
-std::uint64_t fingerprint(const kernel::Architecture& arch, const io::Dataset& d) {
-  const std::string a = arch.canonical();
+std::uint64_t fingerprint(const kernel::Architecture& arch, const io::Dataset& d, kernel::Precision precision) {
+  const std::string a = arch.canonical() + (precision == kernel::Precision::mixed ? " precision=mixed" : "");
   std::uint64_t h = io::fnv1a(a.data(), a.size());
   for (const auto* s : {&d.train.images, &d.test.images}) {
     const std::int64_t meta[4] = {s->shape.channels, s->shape.height, s->shape.width, s->count};
@@ -443,7 +451,7 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   const auto log = [&](const std::string& line) {
     if (!c.quiet) detail::print(line);
   };
-  detail::reject_image_flags({"downsample", "rotate-test", "augment", "layout"}, c.explicit_flags);
+  detail::reject_image_flags({"downsample", "rotate-test", "augment", "layout", "precision"}, c.explicit_flags);
   const so3::Architecture arch = so3::Architecture::parse(c.arch_text);
   const auto [prows, pcols] = dist::ProcessGrid::parse_shape(c.grid_text, detail::world_size());
   dist::on_root([&] { check_output_dir(c); });
@@ -522,9 +530,10 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
 
   // Build.
   const dist::BuildOptions bo = build_options(
-      c, fingerprint(arch, data),
+      c, fingerprint(arch, data, c.precision),
       "arch " + arch.canonical() + ", " + std::to_string(n) + " train and " + std::to_string(m) + " test images");
-  const dist::GramMatrices g = dist::build_gram(grid, net, data.train.images, data.test.images, c.nb, bo);
+  kernel::ImageProblem problem(net, data.train.images, data.test.images, c.precision);
+  const dist::GramMatrices g = dist::build_gram(grid, problem, c.nb, bo);
   Job job{data, g, arch.canonical(),
           "\"input_shape\": [" + std::to_string(net.input_shape().channels) + ", " +
               std::to_string(net.input_shape().height) + ", " + std::to_string(net.input_shape().width) + "]",
@@ -638,7 +647,8 @@ int solve_and_write(const RunConfig& c, const std::vector<std::string>& args, Cl
       js << "  \"n_train\": " << n << ",\n  \"n_test\": " << m << ",\n  \"outputs\": " << k << ",\n";
       js << "  \"task\": \"" << (data.train.targets.classification ? "classification" : "regression") << "\",\n";
       js << "  \"ranks\": " << nranks << ",\n  \"grid\": [" << prows << ", " << pcols << "],\n  \"block_size\": " << c.nb
-         << ",\n  \"threads\": " << c.threads << ",\n";
+         << ",\n  \"threads\": " << c.threads << ",\n  \"precision\": \""
+         << (c.precision == kernel::Precision::mixed ? "mixed" : "float64") << "\",\n";
       js << "  \"eta\": " << num(c.solve.eta) << ",\n  \"loss\": \"" << (c.solve.loss == solve::Loss::sum ? "sum" : "mean")
          << "\",\n  \"ridge\": " << num(c.solve.ridge) << ",\n  \"ridge_absolute\": " << (c.solve.ridge_absolute ? "true" : "false")
          << ",\n";
@@ -669,6 +679,8 @@ int solve_and_write(const RunConfig& c, const std::vector<std::string>& args, Cl
       for (std::size_t r = 0; r < st.pairs_per_rank.size(); ++r) js << (r ? ", " : "") << st.pairs_per_rank[r];
       js << "], \"compute_seconds_per_rank\": [";
       for (std::size_t r = 0; r < st.compute_seconds_per_rank.size(); ++r) js << (r ? ", " : "") << num(st.compute_seconds_per_rank[r]);
+      js << "], \"peak_rss_mb_per_rank\": [";
+      for (std::size_t r = 0; r < st.peak_rss_mb_per_rank.size(); ++r) js << (r ? ", " : "") << num(st.peak_rss_mb_per_rank[r]);
       js << "]},\n  \"timings_seconds\": {\"load\": " << num(seconds_load) << ", \"self_chains\": " << num(st.seconds_self)
          << ", \"build\": " << num(st.seconds_build) << ", \"solve\": " << num(seconds_solve) << ", \"write\": "
          << num(seconds_write) << ", \"total\": " << num(seconds_since(t_start)) << "}\n}\n";
@@ -717,6 +729,19 @@ int run_command(const std::vector<std::string>& args) {
       os << desc;
       detail::print(os.str());
       return kExitOk;
+    }
+    // MPI launchers bind each rank to one core by default; more OpenMP threads than CPUs in the affinity
+    // mask then share that core and gain nothing. Warn once (rank 0) if any rank is so constrained.
+    {
+      cpu_set_t mask;
+      CPU_ZERO(&mask);
+      int cpus = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : config.threads;
+      MPI_Allreduce(MPI_IN_PLACE, &cpus, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+      if (cpus < config.threads && !config.quiet)
+        detail::print("[warning] --threads " + std::to_string(config.threads) + " but a rank may only run on " +
+                      std::to_string(cpus) +
+                      " CPU(s): the launcher bound it; use mpirun --map-by slot:PE=<threads> (or --bind-to none), "
+                      "or srun --cpus-per-task=<threads>");
     }
     // BLAS threads follow --threads (the solve phase); ranks × threads should not exceed the cores.
     if (openblas_set_num_threads != nullptr) openblas_set_num_threads(config.threads);

@@ -10,14 +10,14 @@
 
 namespace eqntk::kernel {
 
-GramPair gram_matrices(const Network& net, const ImageSet& x1, const ImageSet* x2, int threads) {
+GramPair gram_matrices(const Network& net, const ImageSet& x1, const ImageSet* x2, int threads, Precision precision) {
   const bool symmetric = x2 == nullptr;
   const ImageSet& y = symmetric ? x1 : *x2;
   if (!(x1.shape == net.input_shape()) || !(y.shape == net.input_shape()))
     throw InvalidArgument("gram_matrices: image shape does not match the network input");
   threads = std::max(1, threads);
   std::vector<std::unique_ptr<PairKernel>> engines;
-  for (int t = 0; t < threads; ++t) engines.push_back(std::make_unique<PairKernel>(net));
+  for (int t = 0; t < threads; ++t) engines.push_back(std::make_unique<PairKernel>(net, precision));
   std::vector<SelfChain> c1(static_cast<std::size_t>(x1.count)), c2(symmetric ? 0 : static_cast<std::size_t>(y.count));
   const std::int64_t n_chains = x1.count + (symmetric ? 0 : y.count);
   std::exception_ptr error;

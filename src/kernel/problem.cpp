@@ -6,21 +6,23 @@ namespace eqntk::kernel {
 namespace {
 
 struct ImageWorker final : KernelProblem::Worker {
-  explicit ImageWorker(const Network& net) : engine(net) {}
+  ImageWorker(const Network& net, Precision precision) : engine(net, precision) {}
   PairKernel engine;
 };
 
 }  // namespace
 
-ImageProblem::ImageProblem(const Network& net, const ImageSet& train, const ImageSet& test)
-    : net_(net), train_(train), test_(test) {
+ImageProblem::ImageProblem(const Network& net, const ImageSet& train, const ImageSet& test, Precision precision)
+    : net_(net), train_(train), test_(test), precision_(precision) {
   if (!(train.shape == net.input_shape()) || !(test.shape == net.input_shape()))
     throw InvalidArgument("image shapes do not match the network input");
   chains_[0].resize(static_cast<std::size_t>(train.count));
   chains_[1].resize(static_cast<std::size_t>(test.count));
 }
 
-std::unique_ptr<KernelProblem::Worker> ImageProblem::make_worker() const { return std::make_unique<ImageWorker>(net_); }
+std::unique_ptr<KernelProblem::Worker> ImageProblem::make_worker() const {
+  return std::make_unique<ImageWorker>(net_, precision_);
+}
 
 void ImageProblem::prepare(Worker& worker, int set, std::int64_t i) {
   const ImageSet& images = set == 0 ? train_ : test_;

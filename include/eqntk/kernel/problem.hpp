@@ -39,7 +39,8 @@ class KernelProblem {
 class ImageProblem final : public KernelProblem {
  public:
   /// Keeps references: net, train and test must outlive the problem.
-  ImageProblem(const Network& net, const ImageSet& train, const ImageSet& test);
+  ImageProblem(const Network& net, const ImageSet& train, const ImageSet& test,
+               Precision precision = Precision::float64);
   [[nodiscard]] std::int64_t count(int set) const override { return set == 0 ? train_.count : test_.count; }
   [[nodiscard]] std::unique_ptr<Worker> make_worker() const override;
   void prepare(Worker& worker, int set, std::int64_t i) override;
@@ -50,6 +51,7 @@ class ImageProblem final : public KernelProblem {
   const Network& net_;
   const ImageSet& train_;
   const ImageSet& test_;
+  Precision precision_;
   std::vector<SelfChain> chains_[2];
 };
 
