@@ -11,8 +11,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -31,13 +29,17 @@
 #include <thread>
 #include <vector>
 
+#include "../support/subprocess.hpp"
 #include "eqntk/io/array.hpp"
 #include "eqntk/io/npy.hpp"
 
-extern char** environ;
-
 namespace fs = std::filesystem;
 using namespace std::string_literals;
+using eqntk::testing::lines_starting;
+using eqntk::testing::read_text;
+using eqntk::testing::tree;
+using eqntk::testing::write_bytes;
+using Result = eqntk::testing::ProcessResult;
 
 namespace {
 
@@ -49,121 +51,6 @@ constexpr int kExitUsage = 2;
 // a run slower than kMaxSeconds counts as a hang (oversubscribed mpiexec start-up is about a second).
 constexpr double kKillSeconds = 60.0;
 constexpr double kMaxSeconds = 30.0;
-
-struct Result {
-  int exit_code = -1;  // the exit status, or 128 + signal
-  bool timed_out = false;
-  double seconds = 0.0;
-  std::string out, err;
-  std::string command;
-};
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw std::runtime_error("cannot write fixture " + p.string());
-}
-
-// Starts argv[0] with the given arguments in its own process group, stdout/stderr to files in
-// `capture_dir`, stdin from /dev/null; kills the group after kKillSeconds.
-Result spawn_and_wait(const std::vector<std::string>& argv, const fs::path& capture_dir) {
-  Result r;
-  for (const auto& a : argv) r.command += a + " ";
-  const fs::path out_path = capture_dir / "stdout.txt", err_path = capture_dir / "stderr.txt";
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
-
-  // mpiexec refuses to start as root without the first two; harmless otherwise. After a rank exits
-  // non-zero, Open MPI's mpiexec waits odls_base_sigkill_timeout (1 s) before reaping the others even
-  // when they have all exited by themselves; 0 keeps the suite fast. A rank that stays behind in a
-  // collective still hangs the job (the failing rank blocks in MPI_Finalize), which the timeout catches.
-  const std::vector<std::string> overrides{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
-                                           "OMPI_MCA_rmaps_base_oversubscribe=1",
-                                           "OMPI_MCA_odls_base_sigkill_timeout=0", "OMP_NUM_THREADS=1"};
-  std::vector<std::string> env_store = overrides;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string kv = *e;
-    const std::string key = kv.substr(0, kv.find('=') + 1);
-    bool overridden = false;
-    for (const auto& o : overrides) overridden = overridden || o.rfind(key, 0) == 0;
-    if (!overridden) env_store.push_back(kv);
-  }
-  std::vector<char*> envp, args;
-  for (auto& kv : env_store) envp.push_back(kv.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_store = argv;
-  for (auto& a : argv_store) args.push_back(a.data());
-  args.push_back(nullptr);
-
-  const auto t0 = std::chrono::steady_clock::now();
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, args[0], &fa, &attr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) throw std::runtime_error("posix_spawn " + argv[0] + " failed: " + std::to_string(rc));
-  // Wait without reaping (WNOWAIT): while the zombie leader exists its group id cannot be reused, so
-  // signalling the group afterwards reaches only what this test started.
-  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  siginfo_t info{};
-  const auto exited = [&] {
-    info.si_pid = 0;
-    if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0)
-      throw std::runtime_error("waitid failed");
-    return info.si_pid == pid;
-  };
-  while (!exited()) {
-    if (elapsed() > kKillSeconds) {
-      // SIGTERM first so that mpiexec can take its ranks down, then SIGKILL whatever is left.
-      r.timed_out = true;
-      kill(-pid, SIGTERM);
-      const double t_term = elapsed();
-      while (!exited() && elapsed() - t_term < 5.0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      kill(-pid, SIGKILL);
-      while (!exited()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  r.seconds = elapsed();
-  kill(-pid, SIGKILL);  // nothing of a finished run may linger (ranks left behind by a dying mpiexec)
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_text(out_path);
-  r.err = read_text(err_path);
-  return r;
-}
-
-std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix) {
-  std::vector<std::string> found;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(prefix, 0) == 0) found.push_back(line);
-  return found;
-}
-
-// Everything below `root`, as relative paths (directories end with '/').
-std::set<std::string> tree(const fs::path& root) {
-  std::set<std::string> names;
-  for (const auto& e : fs::recursive_directory_iterator(root)) {
-    std::string rel = fs::relative(e.path(), root).string();
-    if (e.is_directory()) rel += '/';
-    names.insert(rel);
-  }
-  return names;
-}
 
 // Deterministic pixel values in [-1, 1], distinct per image.
 std::vector<double> pixels(std::int64_t count, double seed) {
@@ -251,7 +138,7 @@ class CliTest : public ::testing::Test {
     if (ranks > 1) argv = {EQNTK_MPIEXEC, EQNTK_MPIEXEC_NUMPROC_FLAG, std::to_string(ranks), "--oversubscribe"};
     argv.emplace_back(EQNTK_BINARY);
     argv.insert(argv.end(), args.begin(), args.end());
-    return spawn_and_wait(argv, capture_);
+    return eqntk::testing::run_process(argv, capture_, kKillSeconds);
   }
 
   // Runs the command and checks the whole contract of a rejection: the exit code, exactly one error

@@ -32,7 +32,10 @@ namespace fs = std::filesystem;
 namespace so3 = eqntk::so3;
 using eqntk::testing::ProcessResult;
 using eqntk::testing::read_text;
+using eqntk::testing::lines_starting;
 using eqntk::testing::run_process;
+using eqntk::testing::tree;
+using eqntk::testing::write_bytes;
 
 constexpr const char* kArch = "s2lift:w=1.2:b=0.1,erf,so3conv:b=0.1,erf,so3pool,dense:w=0.9";
 
@@ -75,12 +78,6 @@ std::vector<std::complex<double>> coefficients(int n, int c, int L, std::uint64_
   return a;
 }
 
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw std::runtime_error("cannot write fixture " + p.string());
-}
-
 void write_complex_npy(const fs::path& p, const std::vector<std::int64_t>& shape, const std::vector<std::complex<double>>& v) {
   std::string bytes = eqntk::io::npy_header(shape, eqntk::io::DType::c16);
   bytes.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(std::complex<double>));
@@ -117,24 +114,6 @@ double json_number(const std::string& json, const std::string& key, int occurren
   for (int i = 0; i < occurrence && it != std::sregex_iterator(); ++i) ++it;
   if (it == std::sregex_iterator()) return std::nan("");
   return std::stod((*it)[1].str());
-}
-
-std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix) {
-  std::vector<std::string> found;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(prefix, 0) == 0) found.push_back(line);
-  return found;
-}
-
-std::set<std::string> tree(const fs::path& root) {
-  std::set<std::string> names;
-  for (const auto& e : fs::recursive_directory_iterator(root)) {
-    std::string rel = fs::relative(e.path(), root).string();
-    if (e.is_directory()) rel += '/';
-    names.insert(rel);
-  }
-  return names;
 }
 
 class So3Cli : public ::testing::Test {

@@ -34,6 +34,30 @@ std::string read_text(const std::filesystem::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write fixture " + p.string());
+}
+
+std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> found;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) found.push_back(line);
+  return found;
+}
+
+std::set<std::string> tree(const std::filesystem::path& root) {
+  std::set<std::string> names;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    std::string rel = std::filesystem::relative(e.path(), root).string();
+    if (e.is_directory()) rel += '/';
+    names.insert(rel);
+  }
+  return names;
+}
+
 Process::Process(const std::vector<std::string>& argv, const std::filesystem::path& capture_dir)
     : out_(capture_dir / "stdout.txt"), err_(capture_dir / "stderr.txt") {
   for (const auto& a : argv) command_ += a + " ";
@@ -47,7 +71,8 @@ Process::Process(const std::vector<std::string>& argv, const std::filesystem::pa
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&attr, 0);
   const std::vector<std::string> forced{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
-                                        "OMPI_MCA_rmaps_base_oversubscribe=1", "OMP_NUM_THREADS=1"};
+                                        "OMPI_MCA_rmaps_base_oversubscribe=1", "OMPI_MCA_odls_base_sigkill_timeout=0",
+                                        "OMP_NUM_THREADS=1"};
   std::vector<std::string> env = forced;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string kv = *e;

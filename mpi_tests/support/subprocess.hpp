@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,8 @@ class Process {
  public:
   /// Starts argv (argv[0] is a path) with stdin from /dev/null and stdout/stderr captured in
   /// `capture_dir`. The environment is inherited plus what Open MPI needs to run as root and
-  /// oversubscribed, and OMP_NUM_THREADS=1. Throws std::runtime_error if the spawn fails.
+  /// oversubscribed, OMP_NUM_THREADS=1, and no grace period before mpiexec kills the ranks of a failed
+  /// job (a failing run ends in a fraction of a second). Throws std::runtime_error if the spawn fails.
   Process(const std::vector<std::string>& argv, const std::filesystem::path& capture_dir);
   ~Process();
   Process(const Process&) = delete;
@@ -51,5 +53,14 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::files
 
 /// The whole content of a file ("" if absent).
 std::string read_text(const std::filesystem::path& p);
+
+/// Writes `bytes` to `p` (a test fixture); throws std::runtime_error on failure.
+void write_bytes(const std::filesystem::path& p, const std::string& bytes);
+
+/// The lines of `text` that start with `prefix`.
+std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix);
+
+/// Everything below `root`, as relative paths (directories end with '/').
+std::set<std::string> tree(const std::filesystem::path& root);
 
 }  // namespace eqntk::testing
