@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,24 @@ namespace eqntk::tools {
 using Matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 /// Seconds since `start`.
+/// main() of an experiment driver: runs `body` and turns what it throws into one line on stderr and an
+/// exit code (2 for bad usage or input, 1 otherwise).
+template <class Body>
+int guarded_main(const char* name, const char* usage, Body&& body) {
+  try {
+    return body();
+  } catch (const InvalidArgument& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "%s: error: bad number (%s)\n%s", name, e.what(), usage);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
+    return 1;
+  }
+}
+
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

@@ -300,16 +300,5 @@ int run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse_args(argc, argv));
-  } catch (const eqntk::InvalidArgument& e) {
-    std::fprintf(stderr, "experiment_da: error: %s\n", e.what());
-    return 2;
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "experiment_da: error: bad number (%s)\n%s", e.what(), kUsage);
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "experiment_da: error: %s\n", e.what());
-    return 1;
-  }
+  return eqntk::tools::guarded_main("experiment_da", kUsage, [&] { return run(parse_args(argc, argv)); });
 }
