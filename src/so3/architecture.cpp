@@ -31,6 +31,19 @@ double parse_real(const std::string& token, std::string_view key, std::string_vi
   return *v;
 }
 
+// The grid allows N ≤ 4096 and needs N ≥ 2L−1 (network.hpp).
+constexpr int kMaxBandLimit = 2048;
+
+int parse_band_limit(const std::string& token, std::string_view value) {
+  int v = 0;
+  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || ptr != value.data() + value.size() || v < 1)
+    fail(token, "L (band limit: keep degrees l < L) must be a positive integer, got '" + std::string(value) + "'");
+  if (v > kMaxBandLimit)
+    fail(token, "L = " + std::to_string(v) + " is too large (at most " + std::to_string(kMaxBandLimit) + ")");
+  return v;
+}
+
 LayerSpec parse_layer(std::string_view raw) {
   const std::string token(text::trim(raw));
   if (token.empty()) fail(token, "empty layer (two commas in a row, or a trailing comma?)");
@@ -54,6 +67,8 @@ LayerSpec parse_layer(std::string_view raw) {
                     "' (expected s2lift, so3conv, so3pool, relu, erf, id or dense)");
   }
   const bool weighted = is_linear(spec.kind);
+  const bool band_limited = spec.kind == LayerKind::s2lift || spec.kind == LayerKind::so3conv;
+  const char* keys = band_limited ? " (keys: w, b, L)" : " (keys: w, b)";
   for (std::size_t f = 1; f < fields.size(); ++f) {
     const auto eq = fields[f].find('=');
     if (eq == std::string_view::npos) fail(token, "expected key=value, got '" + std::string(fields[f]) + "'");
@@ -65,12 +80,14 @@ LayerSpec parse_layer(std::string_view raw) {
     } else if (weighted && key == "b") {
       spec.b = parse_real(token, key, value);
       if (spec.b < 0.0) fail(token, "b (sigma_b) must be non-negative");
-    } else if ((key == "k" || key == "pad") && spec.kind != LayerKind::dense && weighted) {
+    } else if (band_limited && key == "L") {
+      spec.band_limit = parse_band_limit(token, value);
+    } else if ((key == "k" || key == "pad") && band_limited) {
       fail(token, "SO(3) layers have global filter support only; key '" + std::string(key) +
-                      "' is not supported (keys: w, b)");
+                      "' is not supported" + keys);
     } else {
       fail(token, "layer '" + std::string(name) + "' takes no key '" + std::string(key) + "'" +
-                      (weighted ? " (keys: w, b)" : ""));
+                      (weighted ? keys : ""));
     }
   }
   return spec;
@@ -179,12 +196,19 @@ bool Architecture::has_relu_before_pool() const {
   return false;
 }
 
+bool Architecture::has_band_limits() const {
+  for (const auto& l : layers_)
+    if (l.band_limit > 0) return true;
+  return false;
+}
+
 std::string Architecture::canonical() const {
   std::string out;
   for (const auto& l : layers_) {
     if (!out.empty()) out += ',';
     out += to_string(l.kind);
     if (is_linear(l.kind)) out += ":w=" + format_real(l.w) + ":b=" + format_real(l.b);
+    if (l.band_limit > 0) out += ":L=" + std::to_string(l.band_limit);
   }
   return out;
 }

@@ -21,18 +21,31 @@ struct PointOp {
 /// agree with the scalar versions to rounding. The sums are taken in a fixed order per instruction set.
 using ChainFn = void (*)(const PointOp* ops, int nops, const double* c, std::int64_t n, double& sum_k, double& sum_t);
 
+/// The same recursion in place on whole grid functions, for band-limited networks (SO3_MATH.md §4.7), whose
+/// chain is cut at every band-limited so3conv. On entry k[0..n) holds what enters ops[0]: the correlation c
+/// when ops[0] is the lift (t is then ignored and set to Θ = K), else the projected kernels P[S] in k and
+/// P[Ṡ⊙Θ] in t with ops[0] the so3conv. Runs ops[0..nops), leaves S, Ṡ⊙Θ (or K, Θ) in k, t and adds their
+/// sums to sum_k, sum_t (in a fixed order per instruction set). Same duals as ChainFn.
+using GridChainFn = void (*)(const PointOp* ops, int nops, double* k, double* t, std::int64_t n, double& sum_k,
+                             double& sum_t);
+
 /// The implementation for the widest instruction set of this CPU (AVX-512, AVX2 or baseline x86-64), chosen
 /// once; EQNTK_ISA=baseline|avx2 in the environment narrows it, as for the planar engine.
 [[nodiscard]] ChainFn chain_for_cpu();
+/// As chain_for_cpu, for the in-place variant (the same instruction set).
+[[nodiscard]] GridChainFn grid_chain_for_cpu();
 
 namespace isa_baseline {
 void chain(const PointOp*, int, const double*, std::int64_t, double&, double&);
+void grid_chain(const PointOp*, int, double*, double*, std::int64_t, double&, double&);
 }
 namespace isa_avx2 {
 void chain(const PointOp*, int, const double*, std::int64_t, double&, double&);
+void grid_chain(const PointOp*, int, double*, double*, std::int64_t, double&, double&);
 }
 namespace isa_avx512 {
 void chain(const PointOp*, int, const double*, std::int64_t, double&, double&);
+void grid_chain(const PointOp*, int, double*, double*, std::int64_t, double&, double&);
 }
 
 }  // namespace eqntk::so3::detail

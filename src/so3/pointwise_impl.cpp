@@ -113,4 +113,55 @@ void chain(const PointOp* ops, int nops, const double* c, std::int64_t n, double
   }
 }
 
+void grid_chain(const PointOp* ops, int nops, double* kg, double* tg, std::int64_t n, double& sum_k, double& sum_t) {
+  alignas(64) double k[kTile], t[kTile];
+  for (std::int64_t start = 0; start < n; start += kTile) {
+    const std::int64_t m = std::min(kTile, n - start);
+    const std::int64_t padded = (m + kLanes - 1) / kLanes * kLanes;
+    for (std::int64_t p = 0; p < m; ++p) k[p] = kg[start + p];
+    for (std::int64_t p = m; p < padded; ++p) k[p] = 0.0;
+    if (ops[0].type == PointOp::Type::lift) {
+      for (std::int64_t p = 0; p < padded; ++p) t[p] = 0.0;
+    } else {
+      for (std::int64_t p = 0; p < m; ++p) t[p] = tg[start + p];
+      for (std::int64_t p = m; p < padded; ++p) t[p] = 0.0;
+    }
+    for (int i = 0; i < nops; ++i) {
+      const PointOp& op = ops[i];
+      switch (op.type) {
+        case PointOp::Type::lift:  // K_1 = σ1² c + b1², Θ_1 = K_1
+          for (std::int64_t p = 0; p < padded; ++p) {
+            k[p] = op.w2 * k[p] + op.b2;
+            t[p] = k[p];
+          }
+          break;
+        case PointOp::Type::conv:
+          for (std::int64_t p = 0; p < padded; ++p) {
+            k[p] = op.w2 * k[p] + op.b2;
+            t[p] = k[p] + op.w2 * t[p];
+          }
+          break;
+        case PointOp::Type::relu: relu_tile(op.q1, op.q2, k, t, padded); break;
+        case PointOp::Type::erf: erf_tile(op.q1, op.q2, k, t, padded); break;
+        case PointOp::Type::id: break;
+      }
+    }
+    for (std::int64_t p = 0; p < m; ++p) {
+      kg[start + p] = k[p];
+      tg[start + p] = t[p];
+    }
+    for (std::int64_t p = m; p < padded; ++p) k[p] = t[p] = 0.0;
+    double sk[kLanes] = {}, st[kLanes] = {};
+    for (std::int64_t o = 0; o < padded; o += kLanes)
+      for (int l = 0; l < kLanes; ++l) {
+        sk[l] += k[o + l];
+        st[l] += t[o + l];
+      }
+    for (int l = 0; l < kLanes; ++l) {
+      sum_k += sk[l];
+      sum_t += st[l];
+    }
+  }
+}
+
 }  // namespace eqntk::so3::detail::EQNTK_SO3_ISA_NS

@@ -10,6 +10,19 @@
 // S_j(m,n) = Σ_l M^l_{mn} d^l_{mn}(β_j), one c2r FFT giving c(α_a, β_j, γ_g) = (1/4π) Σ S_j e^{i(mα+nγ)}, the
 // pointwise recursion and the weighted sums. Streaming over β keeps the working set at a few N² doubles.
 //
+// Band limits (architecture.hpp `L=`, SO3_MATH.md §3 "band-limit truncation", §4.7), the authors' model:
+//   s2lift:L=L1    the cross-spectrum and q(x) keep only l < L1 (an exact input low-pass);
+//   so3conv:L=Lk   K ← σ² P_Lk[K] + b², Θ ← K + σ² P_Lk[Θ], q ← σ² (P_Lk S^{xx})(e) + b², where P_L projects a
+//                  function on SO(3) onto Wigner degrees < L: on each β slice f_j, after the pointwise chain,
+//                  f̂^l_{mn} += (2l+1)/(8π²) w_j d^l_{mn}(β_j) (2π/N)² r2c_FORWARD(f_j)[m][n], and the next
+//                  segment resynthesises Σ_l f̂^l_{mn} d^l_{mn}(β_j) by c2r as for c. Still streaming over β
+//                  (one pass per segment between band-limited convs). The variances after such a layer are
+//                  the projected auto-kernel at the identity, Σ_l Σ_m Ŝ^{xx,l}_{mm}, so self_chain runs the
+//                  pair (x, x) on the grid, filling the variances segment by segment (the continuum scalar
+//                  recursion holds within a segment). The Haar quadrature then also integrates the
+//                  non-band-limited S, Ṡ⊙Θ against d^l: aliasing is negligible only on fine grids (N ≥ 4L).
+// Networks without so3conv band limits take the unchanged streaming path above.
+//
 // Thread safety: a PairKernel owns its workspace; use one per thread (they share the Network's grid).
 // SelfChain is read-only in evaluate() and may be shared. The result is a deterministic function of
 // (network, x, x2); K(x,x2) and K(x2,x) agree to rounding, not bitwise.
@@ -30,6 +43,7 @@ using kernel::KernelValue;
 /// Per-item data every pair needs; computed once per item by PairKernel::self_chain.
 struct SelfChain {
   /// var[s] for each nonlinearity s before so3pool: the (constant) pre-activation variance q_k(x); 0 elsewhere.
+  /// With band limits these come from the projected auto-kernels (file comment).
   std::vector<double> var;
   /// head_var[s] for each nonlinearity s after so3pool: the pooled pre-activation K(x,x); 0 elsewhere.
   std::vector<double> head_var;
@@ -39,8 +53,13 @@ struct SelfChain {
   KernelValue self;
 };
 
-/// The variances var[s] of SelfChain for an item of variance q = q(x) (SO3_MATH.md §3, "variances").
+/// The variances var[s] of SelfChain for an item of variance q = q(x) (SO3_MATH.md §3, "variances") in a
+/// network without so3conv band limits (q restricted to l < L1 under s2lift:L=L1).
 [[nodiscard]] std::vector<double> layer_variances(const Network& net, double q);
+
+/// q(x) of the degrees l < band_limit only, (1/4πC) Σ_c Σ_{l<band_limit} (|a_{l0}|² + 2 Σ_{m>0} |a_{lm}|²);
+/// x.variance() itself when band_limit ≥ x's L.
+[[nodiscard]] double low_pass_variance(const Signal& x, int band_limit);
 
 /// The head (the stages after so3pool) applied to a pooled kernel. head_var, head_var2: SelfChain::head_var
 /// of the two sides (only read at head nonlinearities).
@@ -70,8 +89,8 @@ class PairKernel {
   /// The so3pool output (⟨S_D⟩, ⟨Ṡ_D Θ_D⟩) of the pair, before the head (molecule kernels sum these).
   [[nodiscard]] KernelValue pooled(const Signal& x, const SelfChain& sx, const Signal& x2, const SelfChain& sx2);
 
-  /// The correlation c_{xx'}(α_a, β_j, γ_g) on grid slice j as computed inside evaluate(): out[a·N + g]
-  /// (N² values). For tests and diagnostics.
+  /// The correlation c_{xx'}(α_a, β_j, γ_g) on grid slice j as computed inside evaluate() (low-passed to
+  /// the lift's band limit): out[a·N + g] (N² values). For tests and diagnostics.
   void correlation_slice(const Signal& x, const Signal& x2, int j, std::span<double> out);
 
  private:
@@ -79,6 +98,16 @@ class PairKernel {
   void check_input(const Signal& x) const;
   void cross_spectrum(const Signal& x, const Signal& x2);
   void synthesize(std::size_t j);  // c on slice j into the workspace grid
+  // Σ_{l<band_limit} spectrum^l_{mn} d^l_{mn}(β_j) by c2r onto out (N² doubles, fftw_malloc alignment);
+  // spectrum in the Wigner table's run layout.
+  void synthesize_from(const std::complex<double>* spectrum, int band_limit, std::size_t j, double* out);
+  // Adds slice j of f (N² doubles, fftw_malloc alignment; preserved) to the P_band_limit analysis in `spectrum`, without the final
+  // (2l+1) factor.
+  void analyse(double* f, int band_limit, std::size_t j, std::complex<double>* spectrum);
+  // The so3pool output through a network with so3conv band limits (file comment). var1, var2: the layer
+  // variances of x, x2; with `record` (the self pair x2 = x) they are computed into *record instead.
+  KernelValue banded(const Signal& x, const Signal& x2, const double* var1, const double* var2,
+                     std::vector<double>* record);
 
   Network net_;
   std::unique_ptr<Workspace> ws_;
