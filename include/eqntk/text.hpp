@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cmath>
 #include <optional>
+#include <sstream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -36,6 +38,15 @@ inline std::optional<double> parse_finite(std::string_view s) {
   const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
   return v;
+}
+
+/// `v` with 17 significant digits, shortest form ("1", "0.29999999999999999"): the canonical spelling of
+/// architecture parameters, which checkpoints and metrics compare as text.
+inline std::string format_real(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
 }
 
 }  // namespace eqntk::text

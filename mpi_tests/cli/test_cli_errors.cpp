@@ -12,7 +12,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <chrono>
 #include <cmath>
@@ -29,12 +28,14 @@
 #include <thread>
 #include <vector>
 
+#include "../support/fixtures.hpp"
 #include "../support/subprocess.hpp"
 #include "eqntk/io/array.hpp"
 #include "eqntk/io/npy.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::string_literals;
+using eqntk::testing::gzip;
 using eqntk::testing::lines_starting;
 using eqntk::testing::read_text;
 using eqntk::testing::tree;
@@ -66,23 +67,6 @@ std::string idx_bytes(unsigned char type, const std::vector<std::int32_t>& dims,
   for (const auto d : dims)
     for (int s = 24; s >= 0; s -= 8) out += static_cast<char>((static_cast<std::uint32_t>(d) >> s) & 0xFF);
   return out + payload;
-}
-
-// A one-member gzip stream of `data`.
-std::string gzip(const std::string& data) {
-  z_stream zs{};
-  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    throw std::runtime_error("deflateInit2");
-  std::string out(deflateBound(&zs, static_cast<uLong>(data.size())) + 64, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  if (rc != Z_STREAM_END) throw std::runtime_error("deflate");
-  return out;
 }
 
 // Per test: a fresh work directory (fixtures and outputs) and a capture directory beside it.
@@ -387,23 +371,7 @@ class RunCli : public CliTest, public ::testing::WithParamInterface<int> {
                                                           {"--kernel", "both"},
                                                           {"--block-size", "4"},
                                                           {"--out", path("out").string()}};
-    for (const auto& [k, v] : replace) {
-      bool found = false;
-      for (auto& o : opts)
-        if (o.first == k) {
-          o.second = v;
-          found = true;
-        }
-      if (!found) opts.emplace_back(k, v);
-    }
-    std::vector<std::string> a{"run", "--quiet"};
-    for (const auto& [k, v] : opts)
-      if (!v.empty()) {
-        a.push_back(k);
-        a.push_back(v);
-      }
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
+    return eqntk::testing::run_argv(std::move(opts), replace, extra);
   }
   void expect_run_rejected(const std::vector<std::string>& a, const std::vector<std::string>& needles) const {
     expect_rejected(a, ranks(), kExitUsage, needles);

@@ -392,23 +392,7 @@ class So3BadInput : public So3Cli, public ::testing::WithParamInterface<int> {
                                 const std::vector<std::string>& extra) const {
     opts.emplace_back("--arch", "s2lift,erf,so3pool,dense");
     opts.emplace_back("--out", path("out").string());
-    for (const auto& [k, v] : replace) {
-      bool found = false;
-      for (auto& o : opts)
-        if (o.first == k) {
-          o.second = v;
-          found = true;
-        }
-      if (!found) opts.emplace_back(k, v);
-    }
-    std::vector<std::string> a{"run", "--quiet"};
-    for (const auto& [k, v] : opts)
-      if (!v.empty()) {
-        a.push_back(k);
-        a.push_back(v);
-      }
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
+    return eqntk::testing::run_argv(std::move(opts), replace, extra);
   }
 };
 

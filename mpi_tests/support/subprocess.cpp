@@ -151,4 +151,26 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::files
   return p.wait(timeout_s);
 }
 
+std::vector<std::string> run_argv(std::vector<std::pair<std::string, std::string>> opts,
+                                  const std::vector<std::pair<std::string, std::string>>& replace,
+                                  const std::vector<std::string>& extra) {
+  for (const auto& [k, v] : replace) {
+    bool found = false;
+    for (auto& o : opts)
+      if (o.first == k) {
+        o.second = v;
+        found = true;
+      }
+    if (!found) opts.emplace_back(k, v);
+  }
+  std::vector<std::string> a{"run", "--quiet"};
+  for (const auto& [k, v] : opts)
+    if (!v.empty()) {
+      a.push_back(k);
+      a.push_back(v);
+    }
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
 }  // namespace eqntk::testing

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace eqntk::testing {
@@ -62,5 +63,11 @@ std::vector<std::string> lines_starting(const std::string& text, const std::stri
 
 /// Everything below `root`, as relative paths (directories end with '/').
 std::set<std::string> tree(const std::filesystem::path& root);
+
+/// `eqntk run --quiet` with the options `opts`, each value in `replace` swapped in (or appended when new),
+/// options whose value is "" dropped, then `extra` appended verbatim.
+std::vector<std::string> run_argv(std::vector<std::pair<std::string, std::string>> opts,
+                                  const std::vector<std::pair<std::string, std::string>>& replace,
+                                  const std::vector<std::string>& extra);
 
 }  // namespace eqntk::testing

@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "../support/fixtures.hpp"
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
@@ -48,6 +49,7 @@ using eqntk::kernel::KernelValue;
 using eqntk::kernel::Network;
 using eqntk::kernel::PairKernel;
 using eqntk::kernel::Padding;
+using eqntk::testing::gaussian_image;
 
 namespace {
 
@@ -62,21 +64,13 @@ Image zero_image(InputShape shape) {
   return Image{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width), 0.0)};
 }
 
-Image random_image(InputShape shape, std::uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  Image x = zero_image(shape);
-  for (double& v : x.pixels) v = normal(gen);
-  return x;
-}
-
 double& pixel(Image& x, std::int64_t c, std::int64_t i, std::int64_t j) {
   return x.pixels[static_cast<std::size_t>((c * x.shape.height + i) * x.shape.width + j)];
 }
 
 // Random pixels inside, zeros on a border of width `border` (zero-variance receptive fields).
 Image zero_border_image(InputShape shape, std::int64_t border, std::uint64_t seed) {
-  Image x = random_image(shape, seed);
+  Image x = gaussian_image(shape, seed);
   for (std::int64_t c = 0; c < shape.channels; ++c)
     for (std::int64_t i = 0; i < shape.height; ++i)
       for (std::int64_t j = 0; j < shape.width; ++j)
@@ -453,7 +447,7 @@ void expect_mlp_matches(const MlpCase& mc, const Image& x, const Image& x2, doub
 
 // Two 1×1 images with C channels and a moderate angle between them.
 std::pair<Image, Image> pixel_pair(std::int64_t channels, std::uint64_t seed) {
-  return {random_image({channels, 1, 1}, seed), random_image({channels, 1, 1}, seed + 1000)};
+  return {gaussian_image({channels, 1, 1}, seed), gaussian_image({channels, 1, 1}, seed + 1000)};
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -465,11 +459,11 @@ std::vector<Image> gram_images() {
   const InputShape shape{2, 6, 6};
   std::vector<Image> xs;
   xs.push_back(zero_image(shape));  // index 0: the all-zero image
-  for (std::uint64_t s = 1; s <= 4; ++s) xs.push_back(random_image(shape, 100 + s));
+  for (std::uint64_t s = 1; s <= 4; ++s) xs.push_back(gaussian_image(shape, 100 + s));
   xs.push_back(zero_border_image(shape, 1, 7));
   {
     Image x = zero_image(shape);  // a 2×2 patch in one corner, zeros elsewhere
-    const Image r = random_image(shape, 8);
+    const Image r = gaussian_image(shape, 8);
     for (std::int64_t c = 0; c < 2; ++c)
       for (std::int64_t i = 0; i < 2; ++i)
         for (std::int64_t j = 0; j < 2; ++j) pixel(x, c, i, j) = r.pixels[static_cast<std::size_t>(c * 36 + i * 6 + j)];
@@ -563,7 +557,7 @@ const std::vector<std::string>& gram_architectures() {
 // The brief's example family: conv,id,conv,gap,dense for every padding, with and without biases,
 // on a non-square multi-channel image (CNNs need no square input).
 TEST(ClosedFormLinear, CnnPooledMatchesPathSum) {
-  const Image x = random_image({2, 7, 8}, 1), x2 = random_image({2, 7, 8}, 2);
+  const Image x = gaussian_image({2, 7, 8}, 1), x2 = gaussian_image({2, 7, 8}, 2);
   for (const Padding pad : kPaddings)
     for (const bool biased : {false, true}) {
       RefLinearNet net;
@@ -575,7 +569,7 @@ TEST(ClosedFormLinear, CnnPooledMatchesPathSum) {
 
 // lift,id,gconv,gpool,dense: 16 rotation pairs, the s-sum over C4 and rotated offsets R^r y.
 TEST(ClosedFormLinear, P4PooledMatchesPathSum) {
-  const Image x = random_image({2, 5, 5}, 3), x2 = random_image({2, 5, 5}, 4);
+  const Image x = gaussian_image({2, 5, 5}, 3), x2 = gaussian_image({2, 5, 5}, 4);
   for (const Padding pad : kPaddings)
     for (const bool biased : {false, true}) {
       RefLinearNet net;
@@ -589,7 +583,7 @@ TEST(ClosedFormLinear, P4PooledMatchesPathSum) {
 // Without any nonlinearity token (lift,gconv,gpool,dense) the network is the same linear map; and a
 // 5×5 window on a 5×5 image reaches (or, circular, wraps around) the whole image.
 TEST(ClosedFormLinear, P4WithoutNonlinearityAndWideWindowsMatchesPathSum) {
-  const Image x = random_image({3, 5, 5}, 5), x2 = zero_border_image({3, 5, 5}, 1, 6);
+  const Image x = gaussian_image({3, 5, 5}, 5), x2 = zero_border_image({3, 5, 5}, 1, 6);
   for (const Padding pad : {Padding::same, Padding::circular}) {
     RefLinearNet net;
     net.p4 = true;
@@ -603,7 +597,7 @@ TEST(ClosedFormLinear, P4WithoutNonlinearityAndWideWindowsMatchesPathSum) {
 // K(0, x) of a linear network keeps only the bias paths (every K⁰ term vanishes), for every padding;
 // without biases it is exactly 0 and finite.
 TEST(ClosedFormLinear, ZeroImageGivesBiasTermsOnly) {
-  const Image zero = zero_image({2, 5, 5}), x = random_image({2, 5, 5}, 17);
+  const Image zero = zero_image({2, 5, 5}), x = gaussian_image({2, 5, 5}, 17);
   for (const bool p4 : {false, true})
     for (const Padding pad : kPaddings)
       for (const bool biased : {false, true}) {
@@ -617,7 +611,7 @@ TEST(ClosedFormLinear, ZeroImageGivesBiasTermsOnly) {
 
 // flatten readouts pair equal positions only: CNN and p4, every padding, plus flatten on the input.
 TEST(ClosedFormLinear, FlattenReadoutsMatchPathSum) {
-  const Image x = random_image({2, 6, 6}, 7), x2 = random_image({2, 6, 6}, 8);
+  const Image x = gaussian_image({2, 6, 6}, 7), x2 = gaussian_image({2, 6, 6}, 8);
   for (const bool p4 : {false, true})
     for (const Padding pad : kPaddings) {
       RefLinearNet net;
@@ -630,7 +624,7 @@ TEST(ClosedFormLinear, FlattenReadoutsMatchPathSum) {
   RefLinearNet mlp;  // flatten on the input: K = σ_w² x·x'/(C H W) + σ_b², Θ = K + σ_w² x·x'/(C H W)
   mlp.readout = RefReadout::flatten;
   mlp.head = {{1.3, 0.4}, {0.9, 0.1}};
-  const Image y = random_image({3, 4, 5}, 9), y2 = random_image({3, 4, 5}, 10);
+  const Image y = gaussian_image({3, 4, 5}, 9), y2 = gaussian_image({3, 4, 5}, 10);
   expect_linear_matches(mlp, y, y2);
 }
 
@@ -641,13 +635,13 @@ TEST(ClosedFormLinear, DeepMixedPaddingWithDenseHeadMatchesPathSum) {
     net.p4 = true;
     net.spatial = {{3, Padding::valid, 1.2, 0.3}, {3, Padding::circular, 0.9, 0.2}, {3, Padding::same, 1.1, 0.1}};
     net.head = {{0.8, 0.2}, {1.3, 0.1}};
-    expect_linear_matches(net, random_image({2, 5, 5}, 11), random_image({2, 5, 5}, 12));
+    expect_linear_matches(net, gaussian_image({2, 5, 5}, 11), gaussian_image({2, 5, 5}, 12));
   }
   {
     RefLinearNet net;
     net.spatial = {{5, Padding::same, 1.2, 0.3}, {3, Padding::valid, 0.9, 0.2}, {3, Padding::circular, 1.1, 0.1}};
     net.head = {{0.8, 0.2}, {1.3, 0.1}};
-    expect_linear_matches(net, random_image({3, 7, 6}, 13), random_image({3, 7, 6}, 14));
+    expect_linear_matches(net, gaussian_image({3, 7, 6}, 13), gaussian_image({3, 7, 6}, 14));
   }
 }
 
@@ -655,7 +649,7 @@ TEST(ClosedFormLinear, DeepMixedPaddingWithDenseHeadMatchesPathSum) {
 // (Θ¹ = K¹). The authors' double count Θ¹ = K¹ + σ_w² A[K⁰] would add the bias-free NNGP once more,
 // Θ = 3K − ω²σ_b², far outside the tolerance.
 TEST(ClosedFormLinear, SingleLayerNtkIsTwiceNngp) {
-  const Image x = random_image({2, 5, 5}, 15), x2 = random_image({2, 5, 5}, 16);
+  const Image x = gaussian_image({2, 5, 5}, 15), x2 = gaussian_image({2, 5, 5}, 16);
   RefLinearNet net;
   net.p4 = true;
   net.spatial = {{3, Padding::same, 1.5, 0.5}};
@@ -714,7 +708,7 @@ TEST(ClosedFormMlp, CnnOnOnePixelMatchesTextbook) {
 // flatten on the input: a plain MLP on the C·H·W vector, K⁰ = x·x'/(C H W), any image size.
 TEST(ClosedFormMlp, FlattenOnInputMatchesTextbookMlp) {
   const InputShape shape{3, 4, 5};
-  const Image x = random_image(shape, 24), x2 = random_image(shape, 25);
+  const Image x = gaussian_image(shape, 24), x2 = gaussian_image(shape, 25);
   const MlpCase cases[] = {
       {"flatten,dense:w=1.3:b=0.2,relu,dense:w=0.8:b=0.1", {lin(1.69, 0.04), kRelu, lin(0.64, 0.01)}},
       {"flatten,dense:w=1.3:b=0.2,relu,dense:w=1.6:b=0.1,erf,dense", {lin(1.69, 0.04), kRelu, lin(2.56, 0.01), kErf,
@@ -749,7 +743,7 @@ TEST(ClosedFormZeroImage, ReluLayerSeesOnlyTheBias) {
   const double sw = 1.3, beta = 0.5, om = 1.1, gam = 0.2;
   const InputShape shape{2, 6, 6};
   const Image zero = zero_image(shape);
-  for (const Image& x2 : {random_image(shape, 31), zero_border_image(shape, 2, 32)}) {
+  for (const Image& x2 : {gaussian_image(shape, 31), zero_border_image(shape, 2, 32)}) {
     const std::int64_t n = 6;
     double sum_k = 0.0, sum_kdot = 0.0, cond = 1.0;
     for (std::int64_t i = 0; i < n; ++i)

@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "../support/fixtures.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/finite/network.hpp"
 #include "eqntk/kernel/architecture.hpp"
@@ -49,18 +50,11 @@ using eqntk::kernel::Network;
 using eqntk::kernel::Padding;
 using eqntk::kernel::Stage;
 using eqntk::kernel::StateKind;
+using eqntk::testing::gaussian_image;
 
 namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
-
-Image random_image(InputShape shape, std::uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  Image x{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width))};
-  for (double& v : x.pixels) v = normal(gen);
-  return x;
-}
 
 Network make_net(const std::string& arch, InputShape shape) {
   return Network(Architecture::parse(arch), shape);
@@ -170,7 +164,7 @@ void expect_layers_match_math2(const std::string& arch, InputShape shape, std::i
   SCOPED_TRACE(arch);
   const Network net = make_net(arch, shape);
   FiniteNetwork f(net, width, 11);
-  const Image x = random_image(shape, 5);
+  const Image x = gaussian_image(shape, 5);
   (void)f.forward(x.view());
   const auto& stages = net.stages();
   std::size_t block = 0;
@@ -265,7 +259,7 @@ TEST(FiniteForward, ParametersAreStandardNormalAndSeeded) {
 TEST(FiniteForward, ReseedDrawsWhatConstructionDraws) {
   const Network net = make_net("conv:k=3,relu,gap,dense:b=0.5", {1, 4, 4});
   FiniteNetwork reused(net, 6, 1);
-  const Image x = random_image(net.input_shape(), 2);
+  const Image x = gaussian_image(net.input_shape(), 2);
   (void)reused.forward(x.view());
   reused.reseed(9);
   FiniteNetwork fresh(net, 6, 9);
@@ -277,10 +271,10 @@ TEST(FiniteForward, RejectsWrongShapes) {
   const Network net = make_net("conv:k=3,relu,gap,dense", {1, 4, 4});
   EXPECT_THROW(FiniteNetwork(net, 0, 1), eqntk::InvalidArgument);
   FiniteNetwork f(net, 3, 1);
-  const Image wrong = random_image({1, 5, 5}, 1);
+  const Image wrong = gaussian_image({1, 5, 5}, 1);
   EXPECT_THROW((void)f.forward(wrong.view()), eqntk::InvalidArgument);
   std::vector<double> g(static_cast<std::size_t>(f.parameter_count() - 1));
-  const Image x = random_image({1, 4, 4}, 1);
+  const Image x = gaussian_image({1, 4, 4}, 1);
   EXPECT_THROW((void)f.gradient(x.view(), g), eqntk::InvalidArgument);
 }
 
@@ -292,7 +286,7 @@ void expect_gradients_match_differences(const std::string& arch, InputShape shap
   SCOPED_TRACE(arch);
   const Network net = make_net(arch, shape);
   FiniteNetwork f(net, width, 3);
-  const Image x = random_image(shape, 9);
+  const Image x = gaussian_image(shape, 9);
   std::vector<double> g(static_cast<std::size_t>(f.parameter_count()));
   const double f0 = f.gradient(x.view(), g);
   EXPECT_DOUBLE_EQ(f0, f.forward(x.view()));
@@ -362,7 +356,7 @@ TEST(FiniteSymmetry, GroupPooledNetworkIsInvariantUnderAllFourRotations) {
       SCOPED_TRACE(arch + " on " + std::to_string(size) + "x" + std::to_string(size));
       const Network net = make_net(arch, {2, size, size});
       FiniteNetwork f(net, 8, 21);
-      const Image x = random_image(net.input_shape(), 4);
+      const Image x = gaussian_image(net.input_shape(), 4);
       const double f0 = f.forward(x.view());
       for (int r = 0; r < 4; ++r) {
         const Image xr = eqntk::kernel::rot90(x.view(), r);
@@ -379,7 +373,7 @@ TEST(FiniteSymmetry, GroupFeatureMapsAreEquivariant) {
     SCOPED_TRACE(arch);
     const Network net = make_net(arch, {1, 7, 7});
     FiniteNetwork f(net, 3, 5);
-    const Image x = random_image(net.input_shape(), 8);
+    const Image x = gaussian_image(net.input_shape(), 8);
     (void)f.forward(x.view());
     std::vector<std::vector<double>> base;
     for (std::size_t s : {0u, 2u}) base.emplace_back(f.stage_output(s).begin(), f.stage_output(s).end());
@@ -409,7 +403,7 @@ TEST(FiniteSymmetry, CnnIsNotInvariant) {
   // A random CNN's output changes under rotation by O(its own size); 1e-3 of it is far above rounding.
   const Network net = make_net("conv:k=3:pad=same:b=0.3,relu,conv:k=3:pad=same:b=0.2,erf,gap,dense:b=0.1", {2, 7, 7});
   FiniteNetwork f(net, 8, 21);
-  const Image x = random_image(net.input_shape(), 4);
+  const Image x = gaussian_image(net.input_shape(), 4);
   const double f0 = f.forward(x.view());
   for (int r = 1; r < 4; ++r) {
     const Image xr = eqntk::kernel::rot90(x.view(), r);
@@ -439,7 +433,7 @@ class FiniteMonteCarlo : public ::testing::Test {
     const Network net = make_net(kArch, {1, 4, 4});
     ImageSet images{net.input_shape(), 2, {}};
     for (std::uint64_t i = 0; i < 2; ++i) {
-      const Image x = random_image(net.input_shape(), 100 + i);
+      const Image x = gaussian_image(net.input_shape(), 100 + i);
       images.pixels.insert(images.pixels.end(), x.pixels.begin(), x.pixels.end());
     }
     eqntk::kernel::PairKernel pk(net);

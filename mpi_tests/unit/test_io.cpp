@@ -2,7 +2,6 @@
 // Fixture files are written byte by byte here (gzip through zlib); nothing depends on Python at test time.
 #include <gtest/gtest.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <bit>
@@ -17,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/fixtures.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/io/array.hpp"
 #include "eqntk/io/atomic_file.hpp"
@@ -31,6 +31,7 @@ using eqntk::io::Array;
 using eqntk::io::AtomicFile;
 using eqntk::io::DType;
 using eqntk::io::Shape;
+using eqntk::testing::gzip;
 
 namespace {
 
@@ -118,23 +119,6 @@ std::string f8_dict(const std::string& shape) {
 std::string idx_file(unsigned char type, const std::vector<std::int32_t>& dims, const std::string& payload) {
   std::string out = "\0\0"s + static_cast<char>(type) + static_cast<char>(dims.size());
   return out + big_endian(dims) + payload;
-}
-
-// A one-member gzip stream of `data` (deflate, as gzip(1) writes).
-std::string gzip(const std::string& data) {
-  z_stream zs{};
-  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    throw std::runtime_error("deflateInit2");
-  std::string out(deflateBound(&zs, data.size()) + 64, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  if (rc != Z_STREAM_END) throw std::runtime_error("deflate");
-  return out;
 }
 
 // The message of the IoError thrown by f, or a marker when none was thrown (other exceptions propagate

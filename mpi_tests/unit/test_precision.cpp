@@ -5,19 +5,13 @@
 #include <cstring>
 #include <random>
 
+#include "../support/fixtures.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
 namespace {
 
 using namespace eqntk::kernel;
-
-Image random_image(InputShape s, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  Image im{s, std::vector<double>(static_cast<std::size_t>(s.channels * s.height * s.width))};
-  for (double& v : im.pixels) v = normal(rng);
-  return im;
-}
+using eqntk::testing::gaussian_image;
 
 // Each stored value is rounded to float32 (relative 2^-24 ≈ 6e-8) once per layer; the recursion is
 // Lipschitz with constants O(1) per layer (window means, duals with |dΣ/dc| ≤ 1, |Σ̇| ≤ 1/2 for relu),
@@ -31,7 +25,7 @@ TEST(MixedPrecision, AgreesWithFloat64ToFloat32RoundingAndIsReallyFloat32) {
     PairKernel f64(net), f32(net, Precision::mixed);
     bool any_difference = false;
     for (int p = 0; p < 4; ++p) {
-      const Image a = random_image(net.input_shape(), 10 + p), b = random_image(net.input_shape(), 20 + p);
+      const Image a = gaussian_image(net.input_shape(), 10 + p), b = gaussian_image(net.input_shape(), 20 + p);
       const SelfChain sa = f64.self_chain(a.view()), sb = f64.self_chain(b.view());
       const KernelValue r = f64.evaluate(a.view(), sa, b.view(), sb), m = f32.evaluate(a.view(), sa, b.view(), sb);
       EXPECT_NEAR(m.nngp, r.nngp, 1e-6 * std::abs(r.nngp)) << arch;

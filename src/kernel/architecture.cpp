@@ -3,7 +3,6 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <sstream>
 
 #include "eqntk/error.hpp"
 #include "eqntk/text.hpp"
@@ -145,13 +144,6 @@ void validate_order(const std::vector<LayerSpec>& layers) {
     fail(layers.back().token, "the network must end with a dense readout (one scalar output)");
 }
 
-std::string format_real(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
-}
-
 }  // namespace
 
 std::string_view to_string(LayerKind kind) {
@@ -201,7 +193,7 @@ std::string Architecture::canonical() const {
     if (is_spatial_linear(l.kind))
       out += ":k=" + std::to_string(l.k) + ":pad=" + std::string(to_string(l.pad));
     if (is_spatial_linear(l.kind) || l.kind == LayerKind::dense)
-      out += ":w=" + format_real(l.w) + ":b=" + format_real(l.b);
+      out += ":w=" + text::format_real(l.w) + ":b=" + text::format_real(l.b);
   }
   return out;
 }

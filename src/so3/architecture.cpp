@@ -3,7 +3,6 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <sstream>
 
 #include "eqntk/error.hpp"
 #include "eqntk/text.hpp"
@@ -142,13 +141,6 @@ std::size_t validate_order(const std::vector<LayerSpec>& layers) {
   return pool;
 }
 
-std::string format_real(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
-}
-
 }  // namespace
 
 std::string_view to_string(LayerKind kind) {
@@ -207,7 +199,7 @@ std::string Architecture::canonical() const {
   for (const auto& l : layers_) {
     if (!out.empty()) out += ',';
     out += to_string(l.kind);
-    if (is_linear(l.kind)) out += ":w=" + format_real(l.w) + ":b=" + format_real(l.b);
+    if (is_linear(l.kind)) out += ":w=" + text::format_real(l.w) + ":b=" + text::format_real(l.b);
     if (l.band_limit > 0) out += ":L=" + std::to_string(l.band_limit);
   }
   return out;

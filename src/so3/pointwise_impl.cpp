@@ -73,6 +73,48 @@ void erf_tile(double q1, double q2, double* __restrict k, double* __restrict t, 
   }
 }
 
+// Applies ops [first, nops) to a tile of `padded` points in place. A lift sets K_1 = σ1² c + b1², Θ_1 = K_1.
+void apply_ops(const PointOp* ops, int first, int nops, double* __restrict k, double* __restrict t,
+               std::int64_t padded) {
+  for (int i = first; i < nops; ++i) {
+    const PointOp& op = ops[i];
+    switch (op.type) {
+      case PointOp::Type::lift:
+        for (std::int64_t p = 0; p < padded; ++p) {
+          k[p] = op.w2 * k[p] + op.b2;
+          t[p] = k[p];
+        }
+        break;
+      case PointOp::Type::conv:
+        for (std::int64_t p = 0; p < padded; ++p) {
+          k[p] = op.w2 * k[p] + op.b2;
+          t[p] = k[p] + op.w2 * t[p];
+        }
+        break;
+      case PointOp::Type::relu: relu_tile(op.q1, op.q2, k, t, padded); break;
+      case PointOp::Type::erf: erf_tile(op.q1, op.q2, k, t, padded); break;
+      case PointOp::Type::id: break;
+    }
+  }
+}
+
+// Adds the first m points of a tile to the sums: lane-wise partial sums (padding lanes zeroed), then the
+// lanes in order — a fixed, vectorisable order.
+void add_tile(double* __restrict k, double* __restrict t, std::int64_t m, std::int64_t padded, double& sum_k,
+              double& sum_t) {
+  for (std::int64_t p = m; p < padded; ++p) k[p] = t[p] = 0.0;
+  double sk[kLanes] = {}, st[kLanes] = {};
+  for (std::int64_t o = 0; o < padded; o += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      sk[l] += k[o + l];
+      st[l] += t[o + l];
+    }
+  for (int l = 0; l < kLanes; ++l) {
+    sum_k += sk[l];
+    sum_t += st[l];
+  }
+}
+
 }  // namespace
 
 void chain(const PointOp* ops, int nops, const double* c, std::int64_t n, double& sum_k, double& sum_t) {
@@ -83,33 +125,8 @@ void chain(const PointOp* ops, int nops, const double* c, std::int64_t n, double
     for (std::int64_t p = 0; p < m; ++p) k[p] = ops[0].w2 * c[start + p] + ops[0].b2;
     for (std::int64_t p = m; p < padded; ++p) k[p] = 0.0;
     for (std::int64_t p = 0; p < padded; ++p) t[p] = k[p];
-    for (int i = 1; i < nops; ++i) {
-      const PointOp& op = ops[i];
-      switch (op.type) {
-        case PointOp::Type::lift:
-        case PointOp::Type::conv:
-          for (std::int64_t p = 0; p < padded; ++p) {
-            k[p] = op.w2 * k[p] + op.b2;
-            t[p] = k[p] + op.w2 * t[p];
-          }
-          break;
-        case PointOp::Type::relu: relu_tile(op.q1, op.q2, k, t, padded); break;
-        case PointOp::Type::erf: erf_tile(op.q1, op.q2, k, t, padded); break;
-        case PointOp::Type::id: break;
-      }
-    }
-    // Lane-wise partial sums (padding lanes zeroed), then the lanes in order: a fixed, vectorisable order.
-    for (std::int64_t p = m; p < padded; ++p) k[p] = t[p] = 0.0;
-    double sk[kLanes] = {}, st[kLanes] = {};
-    for (std::int64_t o = 0; o < padded; o += kLanes)
-      for (int l = 0; l < kLanes; ++l) {
-        sk[l] += k[o + l];
-        st[l] += t[o + l];
-      }
-    for (int l = 0; l < kLanes; ++l) {
-      sum_k += sk[l];
-      sum_t += st[l];
-    }
+    apply_ops(ops, 1, nops, k, t, padded);  // (only ops[0] is the lift)
+    add_tile(k, t, m, padded, sum_k, sum_t);
   }
 }
 
@@ -126,41 +143,12 @@ void grid_chain(const PointOp* ops, int nops, double* kg, double* tg, std::int64
       for (std::int64_t p = 0; p < m; ++p) t[p] = tg[start + p];
       for (std::int64_t p = m; p < padded; ++p) t[p] = 0.0;
     }
-    for (int i = 0; i < nops; ++i) {
-      const PointOp& op = ops[i];
-      switch (op.type) {
-        case PointOp::Type::lift:  // K_1 = σ1² c + b1², Θ_1 = K_1
-          for (std::int64_t p = 0; p < padded; ++p) {
-            k[p] = op.w2 * k[p] + op.b2;
-            t[p] = k[p];
-          }
-          break;
-        case PointOp::Type::conv:
-          for (std::int64_t p = 0; p < padded; ++p) {
-            k[p] = op.w2 * k[p] + op.b2;
-            t[p] = k[p] + op.w2 * t[p];
-          }
-          break;
-        case PointOp::Type::relu: relu_tile(op.q1, op.q2, k, t, padded); break;
-        case PointOp::Type::erf: erf_tile(op.q1, op.q2, k, t, padded); break;
-        case PointOp::Type::id: break;
-      }
-    }
+    apply_ops(ops, 0, nops, k, t, padded);
     for (std::int64_t p = 0; p < m; ++p) {
       kg[start + p] = k[p];
       tg[start + p] = t[p];
     }
-    for (std::int64_t p = m; p < padded; ++p) k[p] = t[p] = 0.0;
-    double sk[kLanes] = {}, st[kLanes] = {};
-    for (std::int64_t o = 0; o < padded; o += kLanes)
-      for (int l = 0; l < kLanes; ++l) {
-        sk[l] += k[o + l];
-        st[l] += t[o + l];
-      }
-    for (int l = 0; l < kLanes; ++l) {
-      sum_k += sk[l];
-      sum_t += st[l];
-    }
+    add_tile(k, t, m, padded, sum_k, sum_t);
   }
 }
 
