@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/cli_fixture.hpp"
 #include "../support/fixtures.hpp"
 #include "../support/subprocess.hpp"
 #include "eqntk/io/array.hpp"
@@ -48,11 +49,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
 
-// A rejection must come back well inside the CTest TIMEOUT; the process is killed at kKillSeconds and
-// a run slower than kMaxSeconds counts as a hang (oversubscribed mpiexec start-up is about a second).
-constexpr double kKillSeconds = 60.0;
-constexpr double kMaxSeconds = 30.0;
-
 // Deterministic pixel values in [-1, 1], distinct per image.
 std::vector<double> pixels(std::int64_t count, double seed) {
   std::vector<double> v(static_cast<std::size_t>(count));
@@ -70,23 +66,9 @@ std::string idx_bytes(unsigned char type, const std::vector<std::int32_t>& dims,
 }
 
 // Per test: a fresh work directory (fixtures and outputs) and a capture directory beside it.
-class CliTest : public ::testing::Test {
+class CliTest : public eqntk::testing::CliFixture {
  protected:
-  void SetUp() override {
-    std::string templ = (fs::temp_directory_path() / "eqntk-cli-XXXXXX").string();
-    if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    root_ = templ;
-    work_ = root_ / "work";
-    capture_ = root_ / "capture";
-    fs::create_directories(work_);
-    fs::create_directories(capture_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-
-  [[nodiscard]] fs::path path(const std::string& name) const { return work_ / name; }
+  CliTest() : CliFixture("eqntk-cli-") {}
 
   // N×H×W×C float64 images, NHWC, via io::write_npy.
   fs::path images_npy(const std::string& name, std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c = 1,
@@ -116,46 +98,6 @@ class CliTest : public ::testing::Test {
     return path(name);
   }
 
-  // Runs `eqntk args...` on `ranks` processes (1: the binary itself; otherwise under mpiexec).
-  Result eqntk(const std::vector<std::string>& args, int ranks = 1) const {
-    std::vector<std::string> argv;
-    if (ranks > 1) argv = {EQNTK_MPIEXEC, EQNTK_MPIEXEC_NUMPROC_FLAG, std::to_string(ranks), "--oversubscribe"};
-    argv.emplace_back(EQNTK_BINARY);
-    argv.insert(argv.end(), args.begin(), args.end());
-    return eqntk::testing::run_process(argv, capture_, kKillSeconds);
-  }
-
-  // Runs the command and checks the whole contract of a rejection: the exit code, exactly one error
-  // line containing every `needle`, no sign of a crash, no hang, and no new file under the work
-  // directory (so no output and no .partial). An empty --out directory created before a runtime
-  // failure is allowed only when `allow_empty_dirs`.
-  void expect_rejected(const std::vector<std::string>& args, int ranks, int code,
-                       const std::vector<std::string>& needles, bool allow_empty_dirs = false) const {
-    const auto before = tree(work_);
-    const Result r = eqntk(args, ranks);
-    const std::string where = "\n  command: " + r.command + "\n  stdout: " + r.out + "\n  stderr: " + r.err;
-    if (std::getenv("EQNTK_CLI_TESTS_VERBOSE") != nullptr)
-      std::printf("exit %d after %.2f s; stderr:\n%s", r.exit_code, r.seconds, r.err.c_str());
-    EXPECT_FALSE(r.timed_out) << "killed after " << kKillSeconds << " s" << where;
-    EXPECT_LT(r.seconds, kMaxSeconds) << where;
-    EXPECT_EQ(r.exit_code, code) << where;
-    const auto errors = lines_starting(r.err, "eqntk: error:");
-    ASSERT_EQ(errors.size(), 1u) << "expected exactly one error line" << where;
-    for (const auto& n : needles) EXPECT_NE(errors[0].find(n), std::string::npos) << "missing '" << n << "'" << where;
-    for (const char* crash : {"terminate called", "Segmentation", "MPI_ABORT", "MPI_Abort", "std::", "core dumped",
-                              "internal error", "Aborted", "noticed that process", "exited on signal"}) {
-      EXPECT_EQ(r.err.find(crash), std::string::npos) << "crash marker '" << crash << "'" << where;
-      EXPECT_EQ(r.out.find(crash), std::string::npos) << "crash marker '" << crash << "'" << where;
-    }
-    const auto after = tree(work_);
-    for (const auto& name : after) {
-      if (before.count(name) != 0u) continue;
-      const bool empty_dir = name.back() == '/' && fs::is_empty(work_ / name);
-      EXPECT_TRUE(allow_empty_dirs && empty_dir) << "left behind: " << name << where;
-    }
-    for (const auto& name : before) EXPECT_EQ(after.count(name), 1u) << "removed: " << name << where;
-  }
-
   // Runs the command and expects success.
   Result expect_success(const std::vector<std::string>& args, int ranks = 1) const {
     const Result r = eqntk(args, ranks);
@@ -170,8 +112,6 @@ class CliTest : public ::testing::Test {
   void expect_no_partials() const {
     for (const auto& name : tree(work_)) EXPECT_EQ(name.find(".partial"), std::string::npos) << name;
   }
-
-  fs::path root_, work_, capture_;
 };
 
 // ---------------------------------------------------------------------------------------------------

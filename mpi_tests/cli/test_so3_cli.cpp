@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/cli_fixture.hpp"
 #include "../support/subprocess.hpp"
 #include "eqntk/io/npy.hpp"
 #include "eqntk/so3/gram.hpp"
@@ -116,54 +117,11 @@ double json_number(const std::string& json, const std::string& key, int occurren
   return std::stod((*it)[1].str());
 }
 
-class So3Cli : public ::testing::Test {
+constexpr int kExitUsage = 2;  // the exit code of every rejection below
+
+class So3Cli : public eqntk::testing::CliFixture {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/eqntk_so3_cli_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    work_ = root_ / "work";
-    capture_ = root_ / "capture";
-    fs::create_directories(work_);
-    fs::create_directories(capture_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  [[nodiscard]] fs::path path(const std::string& name) const { return work_ / name; }
-
-  // `eqntk args...` on `ranks` processes (1: the binary itself, otherwise under mpiexec).
-  ProcessResult eqntk(const std::vector<std::string>& args, int ranks, double timeout = 240) const {
-    std::vector<std::string> argv;
-    if (ranks > 1) argv = {EQNTK_MPIEXEC, EQNTK_MPIEXEC_NUMPROC_FLAG, std::to_string(ranks)};
-    argv.emplace_back(EQNTK_BINARY);
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, capture_, timeout);
-  }
-
-  // The rejection contract: exit 2, exactly one error line containing every needle, no crash marker, nothing
-  // new under the work directory and nothing removed.
-  void expect_rejected(const std::vector<std::string>& args, int ranks, const std::vector<std::string>& needles) const {
-    const auto before = tree(work_);
-    const ProcessResult r = eqntk(args, ranks, 60);
-    const std::string where = "\n  command: " + r.command + "\n  stdout: " + r.out + "\n  stderr: " + r.err;
-    EXPECT_FALSE(r.timed_out) << where;
-    EXPECT_EQ(r.exit_code, 2) << where;
-    const auto errors = lines_starting(r.err, "eqntk: error:");
-    ASSERT_EQ(errors.size(), 1u) << "expected exactly one error line" << where;
-    for (const auto& n : needles) EXPECT_NE(errors[0].find(n), std::string::npos) << "missing '" << n << "'" << where;
-    for (const char* crash : {"terminate called", "Segmentation", "MPI_ABORT", "MPI_Abort", "std::", "core dumped",
-                              "internal error", "Aborted", "exited on signal"}) {
-      EXPECT_EQ(r.err.find(crash), std::string::npos) << "crash marker '" << crash << "'" << where;
-      EXPECT_EQ(r.out.find(crash), std::string::npos) << "crash marker '" << crash << "'" << where;
-    }
-    const auto after = tree(work_);
-    for (const auto& name : after) EXPECT_EQ(before.count(name), 1u) << "left behind: " << name << where;
-    for (const auto& name : before) EXPECT_EQ(after.count(name), 1u) << "removed: " << name << where;
-  }
-
-  fs::path root_, work_, capture_;
+  So3Cli() : CliFixture("eqntk_so3_cli_", 240) {}
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -333,7 +291,7 @@ TEST_F(So3RunEndToEnd, CheckpointsAreReusedForTheSameItemsAndRefusedForOtherOpti
     for (std::size_t i = 0; i + 1 < args.size(); ++i)
       if (args[i] == other[0]) args[i + 1] = other[1];
     if (std::find(args.begin(), args.end(), other[0]) == args.end()) args.insert(args.end(), other.begin(), other.end());
-    expect_rejected(args, 1, {"checkpoint", "other data"});
+    expect_rejected(args, 1, kExitUsage, {"checkpoint", "other data"});
   }
 }
 
@@ -407,92 +365,92 @@ TEST_P(So3BadInput, ValidMoleculeAndSignalRunsSucceed) {
 
 TEST_P(So3BadInput, RejectsCoefficientArrayOfWrongRank) {
   write_complex_npy(path("rank3.npy"), {4, 2, 3}, std::vector<std::complex<double>>(24));
-  expect_rejected(signals({{"--train-images", path("rank3.npy").string()}}), ranks(),
+  expect_rejected(signals({{"--train-images", path("rank3.npy").string()}}), ranks(), kExitUsage,
                   {"rank3.npy", "(N, C, L, 2L-1)", "(4, 2, 3)"});
 }
 
 TEST_P(So3BadInput, RejectsSamplesOfWrongShape) {
   write_real_npy(path("dh_bad.npy"), {4, 2, 6, 4}, std::vector<double>(192, 0.5));
-  expect_rejected(signals({{"--train-images", path("dh_bad.npy").string()}}), ranks(), {"dh_bad.npy", "Driscoll-Healy"});
+  expect_rejected(signals({{"--train-images", path("dh_bad.npy").string()}}), ranks(), kExitUsage, {"dh_bad.npy", "Driscoll-Healy"});
 }
 
 TEST_P(So3BadInput, RejectsBandLimitThatDiffersBetweenTrainAndTest) {
   write_complex_npy(path("c4.npy"), {2, 2, 4, 7}, coefficients(2, 2, 4, 3));
-  expect_rejected(signals({{"--test-images", path("c4.npy").string()}}), ranks(), {"band limit L differs", "L=3", "L=4"});
+  expect_rejected(signals({{"--test-images", path("c4.npy").string()}}), ranks(), kExitUsage, {"band limit L differs", "L=3", "L=4"});
 }
 
 TEST_P(So3BadInput, RejectsNonHermitianCoefficients) {
   auto a = coefficients(4, 2, 3, 1);
   a[static_cast<std::size_t>(((1 * 2 + 1) * 3 + 2) * 5 + 1 + 2)] += std::complex<double>(0.5, 0.0);  // item 1, c 1, l 2, m 1
   write_complex_npy(path("nonherm.npy"), {4, 2, 3, 5}, a);
-  expect_rejected(signals({{"--train-images", path("nonherm.npy").string()}}), ranks(),
+  expect_rejected(signals({{"--train-images", path("nonherm.npy").string()}}), ranks(), kExitUsage,
                   {"nonherm.npy", "item 1", "not those of a real signal"});
 }
 
 TEST_P(So3BadInput, RejectsUnknownElement) {
   write_bytes(path("cl.xyz"), "2\nenergy=1\nC 0 0 0\nCl 0 0 1.7\n");
-  expect_rejected(molecules({{"--train-images", path("cl.xyz").string()}}), ranks(), {"cl.xyz", "line 4", "'Cl'"});
+  expect_rejected(molecules({{"--train-images", path("cl.xyz").string()}}), ranks(), kExitUsage, {"cl.xyz", "line 4", "'Cl'"});
 }
 
 TEST_P(So3BadInput, RejectsEmptyMolecule) {
   write_bytes(path("empty.xyz"), "1\nenergy=1\nC 0 0 0\n0\nenergy=2\n");
-  expect_rejected(molecules({{"--test-images", path("empty.xyz").string()}}), ranks(), {"empty.xyz", "line 4", "empty molecule"});
+  expect_rejected(molecules({{"--test-images", path("empty.xyz").string()}}), ranks(), kExitUsage, {"empty.xyz", "line 4", "empty molecule"});
 }
 
 TEST_P(So3BadInput, RejectsImageOnlyFlags) {
   for (const auto& flag : std::vector<std::vector<std::string>>{
            {"--downsample", "2"}, {"--rotate-test"}, {"--augment"}, {"--layout", "nchw"}})
-    expect_rejected(molecules({}, flag), ranks(), {flag[0], "images only"});
+    expect_rejected(molecules({}, flag), ranks(), kExitUsage, {flag[0], "images only"});
 }
 
 TEST_P(So3BadInput, RejectsMissingTargetKeyInACommentLine) {
-  expect_rejected(molecules({{"--target-key", "homo"}}), ranks(), {"train.xyz", "line 1", "'homo=<number>'"});
+  expect_rejected(molecules({{"--target-key", "homo"}}), ranks(), kExitUsage, {"train.xyz", "line 1", "'homo=<number>'"});
 }
 
 TEST_P(So3BadInput, RejectsTargetKeyWithCoefficientFiles) {
-  expect_rejected(signals({{"--train-labels", ""}, {"--test-labels", ""}, {"--target-key", "energy"}}), ranks(),
+  expect_rejected(signals({{"--train-labels", ""}, {"--test-labels", ""}, {"--target-key", "energy"}}), ranks(), kExitUsage,
                   {"--target-key", "c3.npy", "coefficients"});
 }
 
 TEST_P(So3BadInput, RejectsLabelCountThatDiffersFromTheMolecules) {
   expect_rejected(molecules({{"--target-key", ""}, {"--train-labels", path("y4.npy").string()},
                              {"--test-labels", path("y2.npy").string()}}),
-                  ranks(), {"4 labels for 5 molecules", "train.xyz"});
+                  ranks(), kExitUsage, {"4 labels for 5 molecules", "train.xyz"});
 }
 
 TEST_P(So3BadInput, RejectsTrainAndTestOfDifferentKinds) {
-  expect_rejected(molecules({{"--test-images", path("c3b.npy").string()}}), ranks(), {"holds xyz", "holds coefficients"});
+  expect_rejected(molecules({{"--test-images", path("c3b.npy").string()}}), ranks(), kExitUsage, {"holds xyz", "holds coefficients"});
 }
 
 TEST_P(So3BadInput, RejectsAnIdxImageFile) {
   std::string idx("\0\0\x08\x03\0\0\0\x01\0\0\0\x02\0\0\0\x02", 16);
   idx += std::string(4, '\x10');
   write_bytes(path("img.idx"), idx);
-  expect_rejected(signals({{"--train-images", path("img.idx").string()}}), ranks(), {"img.idx", "IDX image"});
+  expect_rejected(signals({{"--train-images", path("img.idx").string()}}), ranks(), kExitUsage, {"img.idx", "IDX image"});
 }
 
 TEST_P(So3BadInput, RejectsSo3KindWithAPlanarArchitecture) {
-  expect_rejected(molecules({{"--arch", "flatten,dense,relu,dense"}, {"--input-kind", "xyz"}}), ranks(),
+  expect_rejected(molecules({{"--arch", "flatten,dense,relu,dense"}, {"--input-kind", "xyz"}}), ranks(), kExitUsage,
                   {"--input-kind xyz", "SO(3) architecture"});
 }
 
 TEST_P(So3BadInput, RejectsSo3FlagsWithAPlanarArchitecture) {
-  expect_rejected(signals({{"--arch", "flatten,dense,relu,dense"}, {"--molecule-sum", "all-pairs"}}), ranks(),
+  expect_rejected(signals({{"--arch", "flatten,dense,relu,dense"}, {"--molecule-sum", "all-pairs"}}), ranks(), kExitUsage,
                   {"--molecule-sum", "SO(3) architectures only"});
 }
 
 TEST_P(So3BadInput, RejectsSo3GridBelowTwoLMinusOne) {
-  expect_rejected(molecules({{"--so3-grid", "4"}}), ranks(), {"N = 4", "L = 3"});
+  expect_rejected(molecules({{"--so3-grid", "4"}}), ranks(), kExitUsage, {"N = 4", "L = 3"});
 }
 
 TEST_P(So3BadInput, RejectsMoleculeWiderThanTheSlots) {
-  expect_rejected(molecules({{"--slots", "2"}}), ranks(), {"train.xyz", "does not fit in --slots 2"});
+  expect_rejected(molecules({{"--slots", "2"}}), ranks(), kExitUsage, {"train.xyz", "does not fit in --slots 2"});
 }
 
 TEST_P(So3BadInput, RejectsBadSo3FlagValues) {
-  expect_rejected(molecules({{"--molecule-sum", "some"}}), ranks(), {"--molecule-sum", "same-slot or all-pairs"});
-  expect_rejected(molecules({{"--channel-scale", "max"}}), ranks(), {"--channel-scale", "none or rms"});
-  expect_rejected(molecules({{"--input-kind", "pdb"}}), ranks(), {"--input-kind", "'pdb'"});
+  expect_rejected(molecules({{"--molecule-sum", "some"}}), ranks(), kExitUsage, {"--molecule-sum", "same-slot or all-pairs"});
+  expect_rejected(molecules({{"--channel-scale", "max"}}), ranks(), kExitUsage, {"--channel-scale", "none or rms"});
+  expect_rejected(molecules({{"--input-kind", "pdb"}}), ranks(), kExitUsage, {"--input-kind", "'pdb'"});
 }
 
 TEST_P(So3BadInput, KernelCommandRejectsNonHermitianCoefficients) {
@@ -501,7 +459,7 @@ TEST_P(So3BadInput, KernelCommandRejectsNonHermitianCoefficients) {
   write_complex_npy(path("k.npy"), {4, 2, 3, 5}, a);
   expect_rejected({"kernel", "--x1", path("k.npy").string(), "--arch", "s2lift,erf,so3pool,dense", "--ntk",
                    path("T.npy").string()},
-                  ranks(), {"k.npy", "a_{l0} is not real"});
+                  ranks(), kExitUsage, {"k.npy", "a_{l0} is not real"});
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, So3BadInput, ::testing::Values(1, 2),
