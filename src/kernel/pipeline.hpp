@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "eqntk/kernel/pair_kernel.hpp"
+#include "isa.hpp"
 
 namespace eqntk::kernel::detail {
 
@@ -41,13 +42,8 @@ struct Workspace {
 using SpatialFn = KernelValue (*)(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
                                   const SelfChain& sx2, Workspace& ws, const BlockObserver* observer);
 
-enum class Isa { baseline, avx2, avx512 };
-
-/// The implementation for `isa`; best_isa() is the widest the CPU supports, unless EQNTK_ISA
-/// (baseline|avx2|avx512) in the environment asks for a narrower one.
+/// The implementation for `isa` (isa.hpp: best_isa()).
 [[nodiscard]] SpatialFn spatial_for(Isa isa);
-[[nodiscard]] Isa best_isa();
-[[nodiscard]] const char* isa_name(Isa isa);
 
 namespace isa_baseline {
 KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,

@@ -29,8 +29,8 @@ using ChainFn = void (*)(const PointOp* ops, int nops, const double* c, std::int
 using GridChainFn = void (*)(const PointOp* ops, int nops, double* k, double* t, std::int64_t n, double& sum_k,
                              double& sum_t);
 
-/// The implementation for the widest instruction set of this CPU (AVX-512, AVX2 or baseline x86-64), chosen
-/// once; EQNTK_ISA=baseline|avx2 in the environment narrows it, as for the planar engine.
+/// The implementation for the instruction set the planar engine uses too: kernel::detail::best_isa()
+/// (kernel/isa.hpp), the widest of AVX-512, AVX2 and baseline x86-64 unless EQNTK_ISA narrows it.
 [[nodiscard]] ChainFn chain_for_cpu();
 /// As chain_for_cpu, for the in-place variant (the same instruction set).
 [[nodiscard]] GridChainFn grid_chain_for_cpu();
