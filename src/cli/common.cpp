@@ -7,7 +7,7 @@
 #include "eqntk/blas_check.hpp"
 #include "eqntk/build_info.hpp"
 #include "eqntk/cli/commands.hpp"
-#include "eqntk/dist/gram_builder.hpp"
+#include "eqntk/parallel/gram_builder.hpp"
 #include "eqntk/error.hpp"
 
 extern "C" {
@@ -88,7 +88,7 @@ int report(const std::string& message, int code) {
 int guarded(const std::function<int()>& body) {
   try {
     return body();
-  } catch (const dist::Interrupted& e) {
+  } catch (const parallel::Interrupted& e) {
     return report(e.what(), kExitInterrupted);
   } catch (const InvalidArgument& e) {
     return report(e.what(), kExitUsage);

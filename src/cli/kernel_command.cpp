@@ -8,7 +8,7 @@
 #include "common.hpp"
 #include "so3_inputs.hpp"
 #include "eqntk/cli/commands.hpp"
-#include "eqntk/dist/collective.hpp"
+#include "eqntk/parallel/collective.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/io/atomic_file.hpp"
 #include "eqntk/io/dataset.hpp"
@@ -88,7 +88,7 @@ int kernel_command(const std::vector<std::string>& args) {
   detail::add_so3_options(desc, false);
   return detail::guarded([&]() -> int {
     po::variables_map vm;
-    dist::collectively([&] {
+    parallel::collectively([&] {
       detail::parse_command_line(args, desc, vm);
       po::notify(vm);
     });
@@ -98,7 +98,7 @@ int kernel_command(const std::vector<std::string>& args) {
       detail::print(os.str());
       return kExitOk;
     }
-    dist::on_root([&] {
+    parallel::on_root([&] {
       if (vm.count("x1") == 0u) throw InvalidArgument("--x1 is required");
       if (vm.count("arch") == 0u) throw InvalidArgument("--arch is required");
       if (vm.count("nngp") == 0u && vm.count("ntk") == 0u) throw InvalidArgument("nothing to write: give --nngp and/or --ntk");

@@ -22,10 +22,10 @@
 #include "so3_inputs.hpp"
 #include "eqntk/build_info.hpp"
 #include "eqntk/cli/commands.hpp"
-#include "eqntk/dist/collective.hpp"
-#include "eqntk/dist/dist_ops.hpp"
-#include "eqntk/dist/gram_builder.hpp"
-#include "eqntk/dist/npy_writer.hpp"
+#include "eqntk/parallel/collective.hpp"
+#include "eqntk/parallel/dist_ops.hpp"
+#include "eqntk/parallel/gram_builder.hpp"
+#include "eqntk/parallel/npy_writer.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/io/atomic_file.hpp"
 #include "eqntk/io/checkpoint.hpp"
@@ -376,7 +376,7 @@ struct Outputs {
 // What the solve and output phase needs from either kind of job (planar images or SO(3) items).
 struct Job {
   const io::Dataset& data;     // targets (and, for images, the images themselves)
-  const dist::GramMatrices& g;
+  const parallel::GramMatrices& g;
   std::string arch_canonical;
   std::string input_json;      // one metrics.json member: "input_shape": [C, H, W] or "input": {...}
   double seconds_load = 0;
@@ -385,15 +385,15 @@ struct Job {
 
 int solve_and_write(const RunConfig& c, const std::vector<std::string>& args, Clock::time_point t_start, const Job& job);
 
-void log_grid(const RunConfig& c, const dist::ProcessGrid& grid) {
+void log_grid(const RunConfig& c, const parallel::ProcessGrid& grid) {
   if (c.quiet) return;
   detail::print("[grid] " + std::to_string(grid.size()) + " ranks as " + std::to_string(grid.prows()) + "x" +
                 std::to_string(grid.pcols()) + ", block size " + std::to_string(c.nb) + ", " + std::to_string(c.threads) +
                 " threads per rank");
 }
 
-dist::BuildOptions build_options(const RunConfig& c, std::uint64_t fingerprint, std::string description) {
-  dist::BuildOptions bo;
+parallel::BuildOptions build_options(const RunConfig& c, std::uint64_t fingerprint, std::string description) {
+  parallel::BuildOptions bo;
   bo.threads = c.threads;
   bo.progress_interval = c.progress_interval;
   bo.quiet = c.quiet;
@@ -453,13 +453,13 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   };
   detail::reject_image_flags({"downsample", "rotate-test", "augment", "layout", "precision"}, c.explicit_flags);
   const so3::Architecture arch = so3::Architecture::parse(c.arch_text);
-  const auto [prows, pcols] = dist::ProcessGrid::parse_shape(c.grid_text, detail::world_size());
-  dist::on_root([&] { check_output_dir(c); });
+  const auto [prows, pcols] = parallel::ProcessGrid::parse_shape(c.grid_text, detail::world_size());
+  parallel::on_root([&] { check_output_dir(c); });
 
   const auto t0 = Clock::now();
   io::Dataset data;
   detail::So3Items items;
-  dist::on_root([&] { load_so3(c, data, items); });
+  parallel::on_root([&] { load_so3(c, data, items); });
   bcast_set(data.train);
   bcast_set(data.test);
   MPI_Bcast(&data.num_classes, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
@@ -482,13 +482,13 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   if (std::find(c.explicit_flags.begin(), c.explicit_flags.end(), "standardize") != c.explicit_flags.end())
     log("[data] --standardize does not apply to SO(3) inputs (ignored)");
 
-  dist::ProcessGrid grid(prows, pcols);
+  parallel::ProcessGrid grid(prows, pcols);
   log_grid(c, grid);
-  const dist::BuildOptions bo =
+  const parallel::BuildOptions bo =
       build_options(c, detail::so3_fingerprint(arch, net, items, c.so3),
                     "arch " + arch.canonical() + ", " + std::to_string(n) + " train and " + std::to_string(m) + " test " +
                         what + " (" + detail::to_string(items.kind) + ")");
-  const dist::GramMatrices g = dist::build_gram(grid, *problem, c.nb, bo);
+  const parallel::GramMatrices g = parallel::build_gram(grid, *problem, c.nb, bo);
   const Job job{data, g, arch.canonical(), "\"input\": " + detail::so3_input_json(net, items, c.so3), seconds_load, false};
   return solve_and_write(c, args, t_start, job);
 }
@@ -504,13 +504,13 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
   const bool so3_job = detail::routes_to_so3(c.arch_text, c.so3);
   if (so3_job) return run_so3(c, args, t_start);
   kernel::Architecture arch = kernel::Architecture::parse(c.arch_text);
-  const auto [prows, pcols] = dist::ProcessGrid::parse_shape(c.grid_text, nranks);
-  dist::on_root([&] { check_output_dir(c); });  // checks only: --out is created when outputs are written
+  const auto [prows, pcols] = parallel::ProcessGrid::parse_shape(c.grid_text, nranks);
+  parallel::on_root([&] { check_output_dir(c); });  // checks only: --out is created when outputs are written
 
   // Data: rank 0 loads, checks and preprocesses; everyone receives the result.
   auto t0 = Clock::now();
   io::Dataset data;
-  dist::on_root([&] {
+  parallel::on_root([&] {
     io::LabeledSet train = io::labeled(io::load_images(c.train_images, c.layout), io::load_targets(c.train_labels));
     io::LabeledSet test = io::labeled(io::load_images(c.test_images, c.layout), io::load_targets(c.test_labels));
     data = io::prepare(std::move(train), std::move(test), c.prep);
@@ -525,15 +525,15 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
       std::to_string(net.input_shape().channels) + "x" + std::to_string(net.input_shape().height) + "x" +
       std::to_string(net.input_shape().width) + ", " + std::to_string(data.outputs()) + " outputs; arch " + arch.canonical());
 
-  dist::ProcessGrid grid(prows, pcols);
+  parallel::ProcessGrid grid(prows, pcols);
   log_grid(c, grid);
 
   // Build.
-  const dist::BuildOptions bo = build_options(
+  const parallel::BuildOptions bo = build_options(
       c, fingerprint(arch, data, c.precision),
       "arch " + arch.canonical() + ", " + std::to_string(n) + " train and " + std::to_string(m) + " test images");
   kernel::ImageProblem problem(net, data.train.images, data.test.images, c.precision);
-  const dist::GramMatrices g = dist::build_gram(grid, problem, c.nb, bo);
+  const parallel::GramMatrices g = parallel::build_gram(grid, problem, c.nb, bo);
   Job job{data, g, arch.canonical(),
           "\"input_shape\": [" + std::to_string(net.input_shape().channels) + ", " +
               std::to_string(net.input_shape().height) + ", " + std::to_string(net.input_shape().width) + "]",
@@ -548,10 +548,10 @@ int solve_and_write(const RunConfig& c, const std::vector<std::string>& args, Cl
     if (!c.quiet) detail::print(line);
   };
   const io::Dataset& data = job.data;
-  const dist::GramMatrices& g = job.g;
+  const parallel::GramMatrices& g = job.g;
   const std::int64_t n = data.train.images.count, m = data.test.images.count, k = data.outputs();
   const double seconds_load = job.seconds_load;
-  const auto [prows, pcols] = dist::ProcessGrid::parse_shape(c.grid_text, nranks);
+  const auto [prows, pcols] = parallel::ProcessGrid::parse_shape(c.grid_text, nranks);
   auto t0 = Clock::now();
   const auto& st = g.stats;
   {
@@ -569,8 +569,8 @@ int solve_and_write(const RunConfig& c, const std::vector<std::string>& args, Cl
     if ((ntk && !c.want_ntk) || (!ntk && !c.want_nngp)) continue;
     const std::string name = ntk ? "ntk" : "nngp";
     t0 = Clock::now();
-    const dist::DistMatrix& train = ntk ? g.train_ntk : g.train_nngp;
-    const dist::DistMatrix& test = ntk ? g.test_ntk : g.test_nngp;
+    const parallel::DistMatrix& train = ntk ? g.train_ntk : g.train_nngp;
+    const parallel::DistMatrix& test = ntk ? g.test_ntk : g.test_nngp;
     solve::SolveReport rep = solve::predict(train, test, data.train_target_matrix(), k, c.solve, &g.train_nngp, &g.test_nngp,
                                             c.variance ? &g.test_self_nngp : nullptr);
     seconds_solve += seconds_since(t0);
@@ -608,18 +608,18 @@ int solve_and_write(const RunConfig& c, const std::vector<std::string>& args, Cl
   // Outputs: everything to .partial first; renamed together at the end.
   t0 = Clock::now();
   Outputs out{fs::path(c.out), {}};
-  dist::on_root([&] { io::ensure_writable_directory(c.out); });
+  parallel::on_root([&] { io::ensure_writable_directory(c.out); });
   try {
     if (c.save_kernels) {
-      const dist::DistMatrix theta_full = dist::symmetrize_lower(g.train_ntk);
-      dist::write_npy_collective(out.add("theta_train.npy"), theta_full);
-      dist::write_npy_collective(out.add("theta_test.npy"), g.test_ntk);
-      const dist::DistMatrix nngp_full = dist::symmetrize_lower(g.train_nngp);
-      dist::write_npy_collective(out.add("nngp_train.npy"), nngp_full);
-      dist::write_npy_collective(out.add("nngp_test.npy"), g.test_nngp);
+      const parallel::DistMatrix theta_full = parallel::symmetrize_lower(g.train_ntk);
+      parallel::write_npy_collective(out.add("theta_train.npy"), theta_full);
+      parallel::write_npy_collective(out.add("theta_test.npy"), g.test_ntk);
+      const parallel::DistMatrix nngp_full = parallel::symmetrize_lower(g.train_nngp);
+      parallel::write_npy_collective(out.add("nngp_train.npy"), nngp_full);
+      parallel::write_npy_collective(out.add("nngp_test.npy"), g.test_nngp);
     }
     double seconds_write = 0;
-    dist::on_root([&] {
+    parallel::on_root([&] {
       const std::int64_t pred_shape[2] = {m, k};
       const std::int64_t var_shape[1] = {m};
       for (const auto& [name, rep] : reports)
@@ -691,7 +691,7 @@ int solve_and_write(const RunConfig& c, const std::vector<std::string>& args, Cl
       f.close();
       if (!f) throw IoError("cannot write '" + metrics.string() + "'");
     });
-    dist::on_root([&] { out.commit_all(); });
+    parallel::on_root([&] { out.commit_all(); });
   } catch (...) {
     if (rank == 0) out.remove_all();
     throw;
@@ -708,7 +708,7 @@ int run_command(const std::vector<std::string>& args) {
     po::variables_map vm;
     RunConfig config;
     bool help = false;
-    dist::collectively([&] {
+    parallel::collectively([&] {
       detail::parse_command_line(args, desc, vm);
       if (vm.count("config") != 0u) {
         const std::string path = vm["config"].as<std::string>();

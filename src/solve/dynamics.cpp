@@ -8,14 +8,14 @@
 #include <limits>
 #include <string>
 
-#include "../dist/scalapack.hpp"
-#include "eqntk/dist/dist_ops.hpp"
+#include "../parallel/scalapack.hpp"
+#include "eqntk/parallel/dist_ops.hpp"
 #include "eqntk/error.hpp"
 
 namespace eqntk::solve {
 namespace {
 
-using dist::DistMatrix;
+using parallel::DistMatrix;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -94,9 +94,9 @@ void scale_cols(DistMatrix& a, const std::vector<double>& f) {
 std::vector<double> ensemble_variance(const DistMatrix& a, const DistMatrix& k_full, const DistMatrix& k_test,
                                       const std::vector<double>& k_self) {
   DistMatrix ak(a.grid(), a.rows(), a.cols(), a.block_size());
-  dist::gemm('N', 'N', 1.0, a, k_full, 0.0, ak);
-  const std::vector<double> quad = dist::row_dots(ak, a);
-  const std::vector<double> cross = dist::row_dots(a, k_test);
+  parallel::gemm('N', 'N', 1.0, a, k_full, 0.0, ak);
+  const std::vector<double> quad = parallel::row_dots(ak, a);
+  const std::vector<double> cross = parallel::row_dots(a, k_test);
   std::vector<double> var(k_self.size());
   for (std::size_t m = 0; m < var.size(); ++m) var[m] = k_self[m] + quad[m] - 2 * cross[m];
   return var;
@@ -126,14 +126,14 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
     throw InvalidArgument("predict: the variance needs the NNGP matrices and self-kernels");
   if (n == 0) throw InvalidArgument("predict: no training points");
 
-  const dist::ProcessGrid& grid = train.grid();
+  const parallel::ProcessGrid& grid = train.grid();
   SolveReport report;
-  report.ridge_added = options.ridge_absolute ? options.ridge : options.ridge * dist::trace(train) / static_cast<double>(n);
+  report.ridge_added = options.ridge_absolute ? options.ridge : options.ridge * parallel::trace(train) / static_cast<double>(n);
   DistMatrix a = train;
-  dist::add_to_diagonal(a, report.ridge_added);
-  const DistMatrix targets = dist::distribute(grid, y, n, k, nb);
+  parallel::add_to_diagonal(a, report.ridge_added);
+  const DistMatrix targets = parallel::distribute(grid, y, n, k, nb);
   const double time_scale = options.loss == Loss::mean ? 1.0 / static_cast<double>(n * k) : 1.0;
-  DistMatrix k_full = options.variance ? dist::symmetrize_lower(*k_train) : DistMatrix(grid, 0, 0, 1);
+  DistMatrix k_full = options.variance ? parallel::symmetrize_lower(*k_train) : DistMatrix(grid, 0, 0, 1);
 
   report.predictions.resize(options.times.size());
   for (std::size_t i = 0; i < options.times.size(); ++i) report.predictions[i].time = options.times[i];
@@ -149,8 +149,8 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
     report.seconds_cholesky += seconds_since(t0);
     t0 = Clock::now();
     DistMatrix mu(grid, m, k, nb);
-    dist::gemm('N', 'N', 1.0, test, alpha, 0.0, mu);
-    const std::vector<double> mean = dist::replicate(mu);
+    parallel::gemm('N', 'N', 1.0, test, alpha, 0.0, mu);
+    const std::vector<double> mean = parallel::replicate(mu);
     std::vector<double> var;
     if (options.variance) {
       DistMatrix z = transpose(test);  // N×M
@@ -178,9 +178,9 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
     if (report.lambda_min < -1e-10 * std::abs(report.lambda_max)) report.clamped_negative = true;
     for (double& l : lambda) l = std::max(l, 0.0);
     DistMatrix vty(grid, n, k, nb);  // Vᵀ Y
-    dist::gemm('T', 'N', 1.0, z, targets, 0.0, vty);
+    parallel::gemm('T', 'N', 1.0, z, targets, 0.0, vty);
     DistMatrix tv(grid, m, n, nb);  // T* V
-    dist::gemm('N', 'N', 1.0, test, z, 0.0, tv);
+    parallel::gemm('N', 'N', 1.0, test, z, 0.0, tv);
     std::vector<double> g(static_cast<std::size_t>(n)), h(static_cast<std::size_t>(n));
     for (auto& p : report.predictions) {
       if (std::isinf(p.time)) continue;
@@ -192,20 +192,20 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
       DistMatrix scaled = vty;
       scale_rows(scaled, g);
       DistMatrix mu(grid, m, k, nb);
-      dist::gemm('N', 'N', 1.0, tv, scaled, 0.0, mu);
-      p.mean = dist::replicate(mu);
+      parallel::gemm('N', 'N', 1.0, tv, scaled, 0.0, mu);
+      p.mean = parallel::replicate(mu);
       if (options.train_outputs) {
         DistMatrix fit_coeff = vty;
         scale_rows(fit_coeff, h);
         DistMatrix fit(grid, n, k, nb);
-        dist::gemm('N', 'N', 1.0, z, fit_coeff, 0.0, fit);
-        p.train_outputs = dist::replicate(fit);
+        parallel::gemm('N', 'N', 1.0, z, fit_coeff, 0.0, fit);
+        p.train_outputs = parallel::replicate(fit);
       }
       if (options.variance) {
         DistMatrix tvg = tv;
         scale_cols(tvg, g);
         DistMatrix at(grid, m, n, nb);
-        dist::gemm('N', 'T', 1.0, tvg, z, 0.0, at);
+        parallel::gemm('N', 'T', 1.0, tvg, z, 0.0, at);
         p.variance = ensemble_variance(at, k_full, *k_test, *k_self);
       }
     }

@@ -5,7 +5,7 @@
 // i of set s (SelfChain / MoleculeChain, SO3_MATH.md §3 "variances" and the pooled self-kernel);
 // evaluate(w, s, i, j) is K(item i of s, training item j), Θ likewise, with the arguments in exactly the
 // order of so3::gram_matrices / molecule_gram_matrices (train: K(x_i, x_j) with i ≥ j; test: K(x*_m, x_n)),
-// so a Gram matrix built across ranks by dist::build_gram is bitwise identical to the serial one for any
+// so a Gram matrix built across ranks by parallel::build_gram is bitwise identical to the serial one for any
 // rank count, grid, block size and thread count.
 //
 // Thread safety: as kernel::KernelProblem. Each Worker owns one PairKernel / MoleculeKernel (its FFT

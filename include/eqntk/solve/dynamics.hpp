@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "eqntk/dist/process_grid.hpp"
+#include "eqntk/parallel/process_grid.hpp"
 
 namespace eqntk::solve {
 
@@ -57,9 +57,9 @@ struct SolveReport {
 /// Throws NumericalError on every rank when T + ridge is not positive definite at t = ∞ (naming the
 /// leading minor and suggesting --ridge), or when an eigen/factorisation routine fails; InvalidArgument
 /// on inconsistent shapes.
-[[nodiscard]] SolveReport predict(const dist::DistMatrix& train, const dist::DistMatrix& test, const std::vector<double>& y,
+[[nodiscard]] SolveReport predict(const parallel::DistMatrix& train, const parallel::DistMatrix& test, const std::vector<double>& y,
                                   std::int64_t k, const SolveOptions& options,
-                                  const dist::DistMatrix* k_train = nullptr, const dist::DistMatrix* k_test = nullptr,
+                                  const parallel::DistMatrix* k_train = nullptr, const parallel::DistMatrix* k_test = nullptr,
                                   const std::vector<double>* k_self = nullptr);
 
 /// g_t(λ) = (1 − e^{−ηλt})/λ computed as −expm1(−ηλt)/λ, = ηt at λ = 0; t = ∞ gives 1/λ. λ < 0 is treated as 0.

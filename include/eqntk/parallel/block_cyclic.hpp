@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 
 /// One dimension of a block-cyclic distribution. Preconditions: n ≥ 0, nb ≥ 1, nprocs ≥ 1.
 struct BlockCyclic1D {
@@ -36,4 +36,4 @@ struct BlockCyclic1D {
   [[nodiscard]] std::int64_t blocks() const { return (n + nb - 1) / nb; }
 };
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

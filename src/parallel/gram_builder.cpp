@@ -1,4 +1,4 @@
-#include "eqntk/dist/gram_builder.hpp"
+#include "eqntk/parallel/gram_builder.hpp"
 
 #include <mpi.h>
 #include <omp.h>
@@ -13,10 +13,10 @@
 #include <memory>
 #include <numeric>
 
-#include "eqntk/dist/collective.hpp"
+#include "eqntk/parallel/collective.hpp"
 #include "eqntk/io/checkpoint.hpp"
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -417,4 +417,4 @@ GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, con
   return build_gram(grid, problem, nb, options);
 }
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

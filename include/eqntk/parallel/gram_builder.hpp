@@ -22,13 +22,13 @@
 #include <string>
 #include <vector>
 
-#include "eqntk/dist/process_grid.hpp"
+#include "eqntk/parallel/process_grid.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/problem.hpp"
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 
 using kernel::ImageSet;
 
@@ -79,4 +79,4 @@ class Interrupted : public Error {
 [[nodiscard]] GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const ImageSet& train,
                                       const ImageSet& test, std::int64_t nb, const BuildOptions& options);
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

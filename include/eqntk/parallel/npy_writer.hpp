@@ -5,13 +5,13 @@
 
 #include <filesystem>
 
-#include "eqntk/dist/process_grid.hpp"
+#include "eqntk/parallel/process_grid.hpp"
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 
 /// Writes `a` (m×n float64, C order) to `path`. Collective. The caller names a `.partial` path and
 /// renames it when every output is complete. Throws IoError (on every rank) when the file cannot be
 /// written.
 void write_npy_collective(const std::filesystem::path& path, const DistMatrix& a);
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

@@ -8,9 +8,9 @@
 #include <utility>
 #include <vector>
 
-#include "eqntk/dist/block_cyclic.hpp"
+#include "eqntk/parallel/block_cyclic.hpp"
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 
 /// A prows×pcols BLACS grid over MPI_COMM_WORLD in row-major rank order (rank = myrow·pcols + mycol).
 /// Construction and destruction are collective. Requires prows·pcols == number of MPI ranks.
@@ -73,4 +73,4 @@ class DistMatrix {
   std::vector<double> local_;
 };
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

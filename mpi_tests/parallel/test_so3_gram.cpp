@@ -1,4 +1,4 @@
-// SO(3) Gram matrices through the distributed builder (dist::build_gram over so3::So3SignalProblem and
+// SO(3) Gram matrices through the distributed builder (parallel::build_gram over so3::So3SignalProblem and
 // so3::MoleculeProblem): every entry bitwise identical to the serial so3::gram_matrices /
 // molecule_gram_matrices for every process grid of the rank count, several block sizes and thread counts.
 // Registered at 1, 2, 3 and 4 ranks. Every assertion is on a value reduced over all ranks.
@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "../support/mpi_test_main.hpp"
-#include "eqntk/dist/dist_ops.hpp"
-#include "eqntk/dist/gram_builder.hpp"
+#include "eqntk/parallel/dist_ops.hpp"
+#include "eqntk/parallel/gram_builder.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/so3/gram.hpp"
 #include "eqntk/so3/problem.hpp"
@@ -21,7 +21,7 @@
 namespace {
 
 using eqntk::testing::all_ranks;
-namespace dist = eqntk::dist;
+namespace parallel = eqntk::parallel;
 namespace so3 = eqntk::so3;
 
 // Every factorisation p·q of the rank count.
@@ -32,8 +32,8 @@ std::vector<std::pair<int, int>> grids() {
   return g;
 }
 
-dist::BuildOptions quiet_options(int threads, bool test_self = false) {
-  dist::BuildOptions o;
+parallel::BuildOptions quiet_options(int threads, bool test_self = false) {
+  parallel::BuildOptions o;
   o.threads = threads;
   o.quiet = true;
   o.progress_interval = 0.01;  // exercise the progress rounds
@@ -42,8 +42,8 @@ dist::BuildOptions quiet_options(int threads, bool test_self = false) {
 }
 
 // Bitwise comparison of the replicated lower triangle (train) or whole matrix (test) with a serial Gram.
-bool same_bits(const dist::DistMatrix& a, const std::vector<double>& serial, bool lower_only) {
-  const std::vector<double> full = dist::replicate(a);
+bool same_bits(const parallel::DistMatrix& a, const std::vector<double>& serial, bool lower_only) {
+  const std::vector<double> full = parallel::replicate(a);
   bool ok = full.size() == serial.size();
   for (std::int64_t i = 0; ok && i < a.rows(); ++i)
     for (std::int64_t j = 0; j < a.cols(); ++j) {
@@ -54,7 +54,7 @@ bool same_bits(const dist::DistMatrix& a, const std::vector<double>& serial, boo
   return ok;
 }
 
-bool matches(const dist::GramMatrices& g, const eqntk::kernel::GramPair& train, const eqntk::kernel::GramPair& test) {
+bool matches(const parallel::GramMatrices& g, const eqntk::kernel::GramPair& train, const eqntk::kernel::GramPair& test) {
   return same_bits(g.train_nngp, train.nngp, true) && same_bits(g.train_ntk, train.ntk, true) &&
          same_bits(g.test_nngp, test.nngp, false) && same_bits(g.test_ntk, test.ntk, false);
 }
@@ -107,11 +107,11 @@ TEST(So3GramBuilder, SignalEntriesAreBitwiseIdenticalToTheSerialGramForEveryGrid
     const auto serial_train = so3::gram_matrices(net, train, nullptr);
     const auto serial_test = so3::gram_matrices(net, test, &train);
     for (const auto& [p, q] : grids()) {
-      const dist::ProcessGrid grid(p, q);
+      const parallel::ProcessGrid grid(p, q);
       for (const std::int64_t nb : {1, 3, 16}) {  // 16 > N: one tile, most ranks own nothing
         for (const int threads : {1, 2}) {
           so3::So3SignalProblem problem(net, train, test);
-          const auto g = dist::build_gram(grid, problem, nb, quiet_options(threads));
+          const auto g = parallel::build_gram(grid, problem, nb, quiet_options(threads));
           EXPECT_TRUE(all_ranks(matches(g, serial_train, serial_test)))
               << text << " grid " << p << "x" << q << " nb " << nb << " threads " << threads;
           EXPECT_EQ(g.stats.pairs_total, 9 * 10 / 2 + 5 * 9);
@@ -139,11 +139,11 @@ TEST(So3GramBuilder, MoleculeEntriesAreBitwiseIdenticalToTheSerialGramForEverySu
       const auto serial_train = so3::molecule_gram_matrices(net, s.sum, s.slots, train, nullptr);
       const auto serial_test = so3::molecule_gram_matrices(net, s.sum, s.slots, test, &train);
       for (const auto& [p, q] : grids()) {
-        const dist::ProcessGrid grid(p, q);
+        const parallel::ProcessGrid grid(p, q);
         for (const std::int64_t nb : {1, 3, 16}) {
           const int threads = nb == 3 ? 2 : 1;
           so3::MoleculeProblem problem(net, s.sum, s.slots, train, test);
-          const auto g = dist::build_gram(grid, problem, nb, quiet_options(threads));
+          const auto g = parallel::build_gram(grid, problem, nb, quiet_options(threads));
           EXPECT_TRUE(all_ranks(matches(g, serial_train, serial_test)))
               << text << " sum " << static_cast<int>(s.sum) << " slots " << s.slots << " grid " << p << "x" << q
               << " nb " << nb;
@@ -163,9 +163,9 @@ TEST(So3GramBuilder, TestSelfKernelsAreTheSelfChainsAndTheSerialDiagonal) {
   const so3::Network net(so3::Architecture::parse(kArchs[0]), L, so3::kMoleculeChannels, so3::GridOptions{8 * L, 0});
   const auto serial = so3::molecule_gram_matrices(net, so3::MoleculeSum::all_pairs, 0, test, nullptr);
   so3::MoleculeKernel engine(net, so3::MoleculeSum::all_pairs, 0);
-  const dist::ProcessGrid grid(1, eqntk::testing::size());
+  const parallel::ProcessGrid grid(1, eqntk::testing::size());
   so3::MoleculeProblem problem(net, so3::MoleculeSum::all_pairs, 0, train, test);
-  const auto g = dist::build_gram(grid, problem, 2, quiet_options(1, true));
+  const auto g = parallel::build_gram(grid, problem, 2, quiet_options(1, true));
   bool ok = g.test_self_nngp.size() == test.size() && g.test_self_ntk.size() == test.size();
   for (std::size_t i = 0; ok && i < test.size(); ++i) {
     const so3::KernelValue self = engine.self_chain(test[i]).self;

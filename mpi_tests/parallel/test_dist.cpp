@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "../support/mpi_test_main.hpp"
-#include "eqntk/dist/dist_ops.hpp"
-#include "eqntk/dist/gram_builder.hpp"
-#include "eqntk/dist/npy_writer.hpp"
+#include "eqntk/parallel/dist_ops.hpp"
+#include "eqntk/parallel/gram_builder.hpp"
+#include "eqntk/parallel/npy_writer.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/io/npy.hpp"
 #include "eqntk/kernel/gram.hpp"
@@ -27,7 +27,7 @@ namespace {
 
 using eqntk::testing::all_ranks;
 using eqntk::testing::max_over_ranks;
-namespace dist = eqntk::dist;
+namespace parallel = eqntk::parallel;
 namespace kernel = eqntk::kernel;
 namespace solve = eqntk::solve;
 namespace fs = std::filesystem;
@@ -60,8 +60,8 @@ std::string shared_temp_dir() {
   return path;
 }
 
-dist::BuildOptions quiet_options(int threads = 1) {
-  dist::BuildOptions o;
+parallel::BuildOptions quiet_options(int threads = 1) {
+  parallel::BuildOptions o;
   o.threads = threads;
   o.quiet = true;
   o.progress_interval = 0.01;  // exercise the progress rounds
@@ -69,8 +69,8 @@ dist::BuildOptions quiet_options(int threads = 1) {
 }
 
 // Bitwise comparison of the replicated lower triangle (train) or whole matrix (test) with a serial Gram.
-bool same_bits(const dist::DistMatrix& a, const std::vector<double>& serial, bool lower_only) {
-  const std::vector<double> full = dist::replicate(a);
+bool same_bits(const parallel::DistMatrix& a, const std::vector<double>& serial, bool lower_only) {
+  const std::vector<double> full = parallel::replicate(a);
   bool ok = true;
   for (std::int64_t i = 0; i < a.rows(); ++i)
     for (std::int64_t j = 0; j < a.cols(); ++j) {
@@ -94,7 +94,7 @@ Fixture& fixture() {
   return f;
 }
 
-bool matches_serial(const dist::GramMatrices& g, const Fixture& f) {
+bool matches_serial(const parallel::GramMatrices& g, const Fixture& f) {
   return same_bits(g.train_nngp, f.serial_train.nngp, true) && same_bits(g.train_ntk, f.serial_train.ntk, true) &&
          same_bits(g.test_nngp, f.serial_test.nngp, false) && same_bits(g.test_ntk, f.serial_test.ntk, false);
 }
@@ -102,10 +102,10 @@ bool matches_serial(const dist::GramMatrices& g, const Fixture& f) {
 TEST(GramBuilder, EntriesAreBitwiseIdenticalForEveryGridBlockSizeAndThreadCount) {
   const Fixture& f = fixture();
   for (const auto& [p, q] : grids()) {
-    const dist::ProcessGrid grid(p, q);
+    const parallel::ProcessGrid grid(p, q);
     for (const std::int64_t nb : {1, 3, 4, 16}) {  // 16 > N: one tile, most ranks own nothing
       for (const int threads : {1, 2}) {
-        const auto g = dist::build_gram(grid, f.net, f.train, f.test, nb, quiet_options(threads));
+        const auto g = parallel::build_gram(grid, f.net, f.train, f.test, nb, quiet_options(threads));
         EXPECT_TRUE(all_ranks(matches_serial(g, f))) << "grid " << p << "x" << q << " nb " << nb << " threads " << threads;
         EXPECT_EQ(g.stats.pairs_total, 11 * 12 / 2 + 7 * 11);
       }
@@ -119,8 +119,8 @@ TEST(GramBuilder, TinyProblemsLeaveRanksWithNothingToDo) {
   const auto serial_train = kernel::gram_matrices(net, train, nullptr);
   const auto serial_test = kernel::gram_matrices(net, test, &train);
   for (const auto& [p, q] : grids()) {
-    const dist::ProcessGrid grid(p, q);
-    const auto g = dist::build_gram(grid, net, train, test, 1, quiet_options());
+    const parallel::ProcessGrid grid(p, q);
+    const auto g = parallel::build_gram(grid, net, train, test, 1, quiet_options());
     EXPECT_TRUE(all_ranks(same_bits(g.train_ntk, serial_train.ntk, true) && same_bits(g.test_ntk, serial_test.ntk, false)));
     EXPECT_EQ(g.stats.pairs_per_rank.size(), static_cast<std::size_t>(eqntk::testing::size()));
   }
@@ -133,9 +133,9 @@ TEST(GramBuilder, FlattenReadoutsAndHeadsDistributeToo) {
     const auto train = random_images(6, kShape, 5), test = random_images(3, kShape, 6);
     const auto serial_train = kernel::gram_matrices(net, train, nullptr);
     const auto serial_test = kernel::gram_matrices(net, test, &train);
-    const auto [p, q] = dist::ProcessGrid::near_square(eqntk::testing::size());
-    const dist::ProcessGrid grid(p, q);
-    const auto g = dist::build_gram(grid, net, train, test, 2, quiet_options());
+    const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+    const parallel::ProcessGrid grid(p, q);
+    const auto g = parallel::build_gram(grid, net, train, test, 2, quiet_options());
     EXPECT_TRUE(all_ranks(same_bits(g.train_nngp, serial_train.nngp, true) && same_bits(g.train_ntk, serial_train.ntk, true) &&
                           same_bits(g.test_ntk, serial_test.ntk, false)))
         << arch;
@@ -191,8 +191,8 @@ TEST(Solver, PredictionsAndVariancesMatchADenseEigenSolve) {
   // nb = 16 > N puts the whole matrix in one block on one rank of several (pdsyevd got this wrong).
   for (const std::int64_t nb : {3, 16})
   for (const auto& [p, q] : grids()) {
-    const dist::ProcessGrid grid(p, q);
-    const auto g = dist::build_gram(grid, f.net, f.train, f.test, nb, quiet_options());
+    const parallel::ProcessGrid grid(p, q);
+    const auto g = parallel::build_gram(grid, f.net, f.train, f.test, nb, quiet_options());
     const solve::SolveReport rep = solve::predict(g.train_ntk, g.test_ntk, y, k, opt, &g.train_nngp, &g.test_nngp, &k_self);
     EXPECT_NEAR(rep.ridge_added, ridge, 1e-15 * ridge);
     for (const auto& pr : rep.predictions) {
@@ -211,13 +211,13 @@ TEST(Solver, KernelRegressionInterpolatesTheTrainingTargets) {
   const Fixture& f = fixture();
   const std::int64_t n = 11, k = 2;
   const auto y = centred_one_hot(n, k, 8);
-  const auto [p, q] = dist::ProcessGrid::near_square(eqntk::testing::size());
-  const dist::ProcessGrid grid(p, q);
-  const auto g = dist::build_gram(grid, f.net, f.train, f.test, 2, quiet_options());
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  const auto g = parallel::build_gram(grid, f.net, f.train, f.test, 2, quiet_options());
   solve::SolveOptions opt;
   opt.times = {std::numeric_limits<double>::infinity()};
   // Predicting the training points themselves: Θ Θ⁻¹ Y = Y up to κ(Θ)·ε.
-  const dist::DistMatrix full = dist::symmetrize_lower(g.train_ntk);
+  const parallel::DistMatrix full = parallel::symmetrize_lower(g.train_ntk);
   const auto rep = solve::predict(g.train_ntk, full, y, k, opt);
   const Eigen::MatrixXd theta = as_matrix(f.serial_train.ntk, n, n);
   Eigen::JacobiSVD<Eigen::MatrixXd> svd(theta);
@@ -230,9 +230,9 @@ TEST(Solver, LongTrainingConvergesToKernelRegression) {
   const Fixture& f = fixture();
   const std::int64_t n = 11, k = 3;
   const auto y = centred_one_hot(n, k, 9);
-  const auto [p, q] = dist::ProcessGrid::near_square(eqntk::testing::size());
-  const dist::ProcessGrid grid(p, q);
-  const auto g = dist::build_gram(grid, f.net, f.train, f.test, 4, quiet_options());
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  const auto g = parallel::build_gram(grid, f.net, f.train, f.test, 4, quiet_options());
   solve::SolveOptions opt;
   opt.ridge = 1e-2;  // λ_min ≥ 1e-2·tr/N, so e^{−ηλt} underflows at t = 1e6
   opt.times = {1e6, std::numeric_limits<double>::infinity()};
@@ -246,9 +246,9 @@ TEST(Solver, MeanLossDividesTimeByNK) {
   const Fixture& f = fixture();
   const std::int64_t n = 11, k = 3;
   const auto y = centred_one_hot(n, k, 10);
-  const auto [p, q] = dist::ProcessGrid::near_square(eqntk::testing::size());
-  const dist::ProcessGrid grid(p, q);
-  const auto g = dist::build_gram(grid, f.net, f.train, f.test, 4, quiet_options());
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  const auto g = parallel::build_gram(grid, f.net, f.train, f.test, 4, quiet_options());
   solve::SolveOptions sum_opt, mean_opt;
   sum_opt.times = {2.0 / static_cast<double>(n * k)};
   mean_opt.times = {2.0};
@@ -262,10 +262,10 @@ TEST(Solver, NonPositiveDefiniteMatrixStopsEveryRankNamingTheLeadingMinor) {
   const std::int64_t n = 5;
   std::vector<double> d(static_cast<std::size_t>(n * n), 0.0), t(static_cast<std::size_t>(2 * n), 0.1);
   for (std::int64_t i = 0; i < n; ++i) d[static_cast<std::size_t>(i * n + i)] = i == 2 ? -1.0 : 1.0;
-  const auto [p, q] = dist::ProcessGrid::near_square(eqntk::testing::size());
-  const dist::ProcessGrid grid(p, q);
-  const auto a = dist::distribute(grid, d, n, n, 2);
-  const auto b = dist::distribute(grid, t, 2, n, 2);
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  const auto a = parallel::distribute(grid, d, n, n, 2);
+  const auto b = parallel::distribute(grid, t, 2, n, 2);
   solve::SolveOptions opt;
   opt.times = {std::numeric_limits<double>::infinity()};
   std::string message;
@@ -287,14 +287,14 @@ TEST(Checkpoint, RerunWithAnotherGridAndBlockSizeRestoresEveryEntryBitwise) {
   opt.fingerprint = 42;
   opt.description = "test data";
   {
-    const dist::ProcessGrid grid(1, eqntk::testing::size());
-    const auto g = dist::build_gram(grid, f.net, f.train, f.test, 3, opt);
+    const parallel::ProcessGrid grid(1, eqntk::testing::size());
+    const auto g = parallel::build_gram(grid, f.net, f.train, f.test, 3, opt);
     EXPECT_EQ(g.stats.pairs_restored, 0);
     EXPECT_TRUE(all_ranks(matches_serial(g, f)));
   }
   for (const auto& [p, q] : grids()) {
-    const dist::ProcessGrid grid(p, q);
-    const auto g = dist::build_gram(grid, f.net, f.train, f.test, 5, opt);
+    const parallel::ProcessGrid grid(p, q);
+    const auto g = parallel::build_gram(grid, f.net, f.train, f.test, 5, opt);
     EXPECT_EQ(g.stats.pairs_restored, g.stats.pairs_total);
     EXPECT_EQ(std::accumulate(g.stats.pairs_per_rank.begin(), g.stats.pairs_per_rank.end(), std::int64_t{0}), 0);
     EXPECT_TRUE(all_ranks(matches_serial(g, f)));
@@ -310,9 +310,9 @@ TEST(Checkpoint, RecordCutShortByAKillIsRecomputedAndTheRestReused) {
   opt.checkpoint_dir = dir;
   opt.fingerprint = 43;
   opt.description = "test data";
-  const auto [p, q] = dist::ProcessGrid::near_square(eqntk::testing::size());
-  const dist::ProcessGrid grid(p, q);
-  (void)dist::build_gram(grid, f.net, f.train, f.test, 4, opt);
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  (void)parallel::build_gram(grid, f.net, f.train, f.test, 4, opt);
   MPI_Barrier(MPI_COMM_WORLD);
   // Chop the last 100 bytes off rank 0's log: its last record is now incomplete, as after SIGKILL.
   std::int64_t lost = 0;
@@ -320,7 +320,7 @@ TEST(Checkpoint, RecordCutShortByAKillIsRecomputedAndTheRestReused) {
     for (const auto& e : fs::directory_iterator(dir))
       if (e.path().filename().string().find("-r0.log") != std::string::npos) fs::resize_file(e.path(), fs::file_size(e.path()) - 100);
   MPI_Barrier(MPI_COMM_WORLD);
-  const auto g = dist::build_gram(grid, f.net, f.train, f.test, 4, opt);
+  const auto g = parallel::build_gram(grid, f.net, f.train, f.test, 4, opt);
   lost = g.stats.pairs_total - g.stats.pairs_restored;
   EXPECT_GT(lost, 0);
   EXPECT_LE(lost, 16);  // at most the one 4×4 tile whose record was cut
@@ -336,13 +336,13 @@ TEST(Checkpoint, CheckpointOfOtherDataIsRefusedOnEveryRank) {
   opt.checkpoint_dir = dir;
   opt.fingerprint = 44;
   opt.description = "first data";
-  const dist::ProcessGrid grid(1, eqntk::testing::size());
-  (void)dist::build_gram(grid, f.net, f.train, f.test, 4, opt);
+  const parallel::ProcessGrid grid(1, eqntk::testing::size());
+  (void)parallel::build_gram(grid, f.net, f.train, f.test, 4, opt);
   opt.fingerprint = 45;
   opt.description = "second data";
   std::string message;
   try {
-    (void)dist::build_gram(grid, f.net, f.train, f.test, 4, opt);
+    (void)parallel::build_gram(grid, f.net, f.train, f.test, 4, opt);
   } catch (const eqntk::InvalidArgument& e) {
     message = e.what();
   }
@@ -357,11 +357,11 @@ TEST(Interrupt, StopRequestEndsEveryRankWithInterrupted) {
   std::atomic<int> stop{eqntk::testing::rank() == 0 ? 15 : 0};  // as if SIGTERM reached rank 0 only
   auto opt = quiet_options();
   opt.stop = &stop;
-  const dist::ProcessGrid grid(1, eqntk::testing::size());
+  const parallel::ProcessGrid grid(1, eqntk::testing::size());
   bool interrupted = false;
   try {
-    (void)dist::build_gram(grid, f.net, f.train, f.test, 2, opt);
-  } catch (const dist::Interrupted&) {
+    (void)parallel::build_gram(grid, f.net, f.train, f.test, 2, opt);
+  } catch (const parallel::Interrupted&) {
     interrupted = true;
   }
   EXPECT_TRUE(all_ranks(interrupted));
@@ -370,14 +370,14 @@ TEST(Interrupt, StopRequestEndsEveryRankWithInterrupted) {
 TEST(NpyWriter, CollectiveWriteIsGlobalRowMajorForEveryGrid) {
   const std::string dir = shared_temp_dir();
   for (const auto& [p, q] : grids()) {
-    const dist::ProcessGrid grid(p, q);
+    const parallel::ProcessGrid grid(p, q);
     const std::int64_t rows = 7, cols = 5;
     std::vector<double> values(static_cast<std::size_t>(rows * cols));
     for (std::int64_t i = 0; i < rows; ++i)
       for (std::int64_t j = 0; j < cols; ++j) values[static_cast<std::size_t>(i * cols + j)] = 1000.0 * static_cast<double>(i) + static_cast<double>(j);
-    const auto a = dist::distribute(grid, values, rows, cols, 2);
+    const auto a = parallel::distribute(grid, values, rows, cols, 2);
     const std::string path = dir + "/m.npy";
-    dist::write_npy_collective(path, a);
+    parallel::write_npy_collective(path, a);
     bool ok = true;
     if (eqntk::testing::rank() == 0) {
       const auto arr = eqntk::io::read_npy(path);

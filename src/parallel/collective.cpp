@@ -1,4 +1,4 @@
-#include "eqntk/dist/collective.hpp"
+#include "eqntk/parallel/collective.hpp"
 
 #include <mpi.h>
 
@@ -7,7 +7,7 @@
 
 #include "eqntk/error.hpp"
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 namespace {
 
 enum ErrorCode : int { kError = 0, kInvalidArgument = 1, kNumerical = 2, kIo = 3 };
@@ -74,4 +74,4 @@ void on_root(const std::function<void()>& f) {
   });
 }
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

@@ -1,4 +1,4 @@
-#include "eqntk/dist/process_grid.hpp"
+#include "eqntk/parallel/process_grid.hpp"
 
 #include <mpi.h>
 
@@ -11,7 +11,7 @@
 #include "eqntk/error.hpp"
 #include "scalapack.hpp"
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 
 ProcessGrid::ProcessGrid(int prows, int pcols) : prows_(prows), pcols_(pcols) {
   int nranks = 0;
@@ -81,4 +81,4 @@ DistMatrix::DistMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, 
   if (info != 0) throw InvalidArgument("descinit failed with info=" + std::to_string(info));
 }
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

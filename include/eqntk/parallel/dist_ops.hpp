@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "eqntk/dist/process_grid.hpp"
+#include "eqntk/parallel/process_grid.hpp"
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 
 /// C = α op(A) op(B) + β C (pdgemm). trans_a/trans_b are 'N' or 'T'. Shapes must agree (throws InvalidArgument).
 void gemm(char trans_a, char trans_b, double alpha, const DistMatrix& a, const DistMatrix& b, double beta, DistMatrix& c);
@@ -31,4 +31,4 @@ void gemm(char trans_a, char trans_b, double alpha, const DistMatrix& a, const D
 /// a(i,i) += value for every diagonal entry.
 void add_to_diagonal(DistMatrix& a, double value);
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

@@ -1,4 +1,4 @@
-#include "eqntk/dist/dist_ops.hpp"
+#include "eqntk/parallel/dist_ops.hpp"
 
 #include <mpi.h>
 
@@ -8,7 +8,7 @@
 #include "eqntk/error.hpp"
 #include "scalapack.hpp"
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 namespace {
 
 int as_int(std::int64_t v) { return static_cast<int>(v); }  // DistMatrix checked the range on construction
@@ -111,4 +111,4 @@ void add_to_diagonal(DistMatrix& a, double value) {
   }
 }
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

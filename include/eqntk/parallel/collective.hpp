@@ -5,7 +5,7 @@
 #include <exception>
 #include <functional>
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 
 /// Collective over MPI_COMM_WORLD. If any rank passes a non-null error, every rank throws the error of
 /// the lowest such rank, with its message and type (InvalidArgument, NumericalError, IoError or Error;
@@ -18,4 +18,4 @@ void collectively(const std::function<void()>& f);
 /// Runs `f` on rank 0 only (file checks, manifests), then broadcasts the verdict. Collective.
 void on_root(const std::function<void()>& f);
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel

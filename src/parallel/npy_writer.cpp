@@ -1,4 +1,4 @@
-#include "eqntk/dist/npy_writer.hpp"
+#include "eqntk/parallel/npy_writer.hpp"
 
 #include <mpi.h>
 
@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "eqntk/dist/collective.hpp"
+#include "eqntk/parallel/collective.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/io/npy.hpp"
 
-namespace eqntk::dist {
+namespace eqntk::parallel {
 
 void write_npy_collective(const std::filesystem::path& path, const DistMatrix& a) {
   const std::int64_t shape[2] = {a.rows(), a.cols()};
@@ -53,4 +53,4 @@ void write_npy_collective(const std::filesystem::path& path, const DistMatrix& a
   });
 }
 
-}  // namespace eqntk::dist
+}  // namespace eqntk::parallel
