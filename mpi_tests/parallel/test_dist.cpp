@@ -17,6 +17,8 @@
 #include "../support/mpi_test_main.hpp"
 #include "eqntk/parallel/dist_ops.hpp"
 #include "eqntk/parallel/gram_builder.hpp"
+#include "eqntk/parallel/linalg.hpp"
+#include "eqntk/parallel/size_limits.hpp"
 #include "eqntk/parallel/npy_writer.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/io/npy.hpp"
@@ -205,6 +207,34 @@ TEST(Solver, PredictionsAndVariancesMatchADenseEigenSolve) {
       EXPECT_LT(max_over_ranks(rel_diff(pr.variance, var)), 1e-8) << "variance t=" << pr.time;
     }
   }
+}
+
+// The size check's bound on pdsyevr's workspace covers what the eigensolver actually allocates (its own
+// query plus headroom), on every grid shape and block size tried; otherwise the check could pass a job
+// whose workspace then overflows int.
+TEST(SizeLimits, EigensolverWorkspaceBoundCoversTheQueriedAllocation) {
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  int failures = 0;
+  for (const std::int64_t n : {1, 7, 40, 131, 400, 1000})
+    for (const std::int64_t nb : {1, 4, 32}) {
+      parallel::DistMatrix a(grid, n, n, nb), z(grid, n, n, nb);
+      for (std::int64_t j = 0; j < a.local_cols(); ++j)
+        for (std::int64_t i = 0; i < a.local_rows(); ++i) a.local(i, j) = a.global_row(i) == a.global_col(j) ? 1.0 : 0.0;
+      const parallel::EigenWorkspace ws = parallel::eigen_workspace(a, z);
+      if (ws.lwork > parallel::eigen_workspace_bound(n, nb, p, q)) ++failures;
+    }
+  EXPECT_EQ(max_over_ranks(static_cast<double>(failures)), 0.0);
+}
+
+// The worked example of size_limits.hpp: 80 272 × 26 768 elements on process column 0 of a 1×3 grid.
+TEST(SizeLimits, LargestLocalBlockIsProcessZerosShare) {
+  EXPECT_EQ(parallel::max_local_elements(80272, 80272, 32, 1, 3), std::int64_t{80272} * 26768);
+  EXPECT_EQ(parallel::max_local_elements(10, 10, 3, 2, 2), std::int64_t{6} * 6);  // blocks 0 and 2 (of 0..3)
+  parallel::JobSizes s{80272, 10, 32, 1, 3, false, true};
+  EXPECT_THROW(parallel::check_size_limits(s), eqntk::InvalidArgument);
+  s.pcols = 4;  // 80 272 × 20 080 < 2³¹−1
+  EXPECT_NO_THROW(parallel::check_size_limits(s));
 }
 
 TEST(Solver, KernelRegressionInterpolatesTheTrainingTargets) {

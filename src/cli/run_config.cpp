@@ -1,4 +1,5 @@
 // `eqntk run`: the options and their validation (parse → validate; nothing heavy, nothing written).
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -7,6 +8,7 @@
 #include "common.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/parallel/collective.hpp"
+#include "eqntk/parallel/size_limits.hpp"
 #include "run.hpp"
 
 namespace eqntk::cli::detail {
@@ -175,6 +177,18 @@ std::vector<std::string> output_names(const RunConfig& c) {
     for (const char* n : {"theta_train.npy", "theta_test.npy", "nngp_train.npy", "nngp_test.npy"})
       names.emplace_back(n);
   return names;
+}
+
+void check_sizes(const RunConfig& c, std::int64_t n_train, std::int64_t n_test, int prows, int pcols) {
+  parallel::JobSizes s;
+  s.n_train = n_train;
+  s.n_test = n_test;
+  s.nb = c.nb;
+  s.prows = prows;
+  s.pcols = pcols;
+  s.eigensolver = std::any_of(c.times.begin(), c.times.end(), [](const TimePoint& t) { return std::isfinite(t.value); });
+  s.save_kernels = c.save_kernels;
+  parallel::check_size_limits(s);
 }
 
 bool parse_run(const std::vector<std::string>& args, RunConfig& config) {

@@ -70,6 +70,7 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   parallel::broadcast_dataset(data);
   broadcast_items(items);
   const double seconds_load = seconds_since(t0);
+  check_sizes(c, items.count(0), items.count(1), prows, pcols);  // before any heavy work, same verdict everywhere
   // The same verdict on every rank (e.g. --so3-grid below 2L-1).
   const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{grid_size(arch, items, c.so3), 0});
   std::unique_ptr<kernel::KernelProblem> problem;
