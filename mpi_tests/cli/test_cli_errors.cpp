@@ -497,6 +497,20 @@ TEST_P(RunCli, RejectsAnEigensolverWorkspaceOverTheIntRangeBeforeAnyWork) {
                       {"size limit", "eigensolver", "2^31-1"});
 }
 
+// Pixel values around 1e160 overflow the kernel (their squares are over the double range): the Gram matrices
+// hold Inf/NaN, which must be reported as such before the solve -- a runtime failure (exit 1) with its own
+// message, not the "not positive definite, add a ridge" of an indefinite matrix.
+TEST_P(RunCli, OverflowingKernelsFailWithAFinitenessMessageNotARidgeHint) {
+  std::vector<double> huge(kTrain * 64);
+  for (std::size_t i = 0; i < huge.size(); ++i) huge[i] = 1e160 * (1.0 + 0.01 * static_cast<double>(i % 7));
+  array_npy("huge.npy", {kTrain, 8, 8, 1}, huge);
+  const auto a = args({{"--train-images", path("huge.npy").string()}, {"--standardize", "false"}});
+  expect_rejected(a, ranks(), kExitRuntime, {"non-finite (NaN/Inf)", "training kernel matrix", "a ridge does not help"});
+  const Result r = eqntk(a, ranks());
+  EXPECT_EQ(r.err.find("--ridge"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("leading minor"), std::string::npos) << r.err;
+}
+
 // Identical (all-zero) training images through `conv:k=1,gap,dense:b=2` give the kernel 4·11ᵀ exactly
 // (every entry σ_b² = 4, for the NNGP and the NTK alike), so Cholesky meets an exact zero pivot at
 // order 2 whatever the rank count and block size: a runtime failure (exit 1) that suggests --ridge.

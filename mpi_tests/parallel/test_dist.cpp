@@ -237,6 +237,48 @@ TEST(SizeLimits, LargestLocalBlockIsProcessZerosShare) {
   EXPECT_NO_THROW(parallel::check_size_limits(s));
 }
 
+// ScaLAPACK's negative info names an argument (−i) or an entry of an array argument (−(100·i + j)); the
+// decoded message names it, and an illegal argument is a ScalapackError (a bug), never a numerical verdict
+// on the data such as "NaN/Inf".
+TEST(Linalg, IllegalArgumentsAreDecodedAndNotReportedAsNumerical) {
+  EXPECT_NE(parallel::describe_illegal_argument("pdsyevr", -4).find("illegal value in argument 4"), std::string::npos);
+  EXPECT_NE(parallel::describe_illegal_argument("pdsyevr", -1206).find("entry 6 of argument 12"), std::string::npos);
+  EXPECT_THROW((void)parallel::check_arguments("pdpotrf", -3), parallel::ScalapackError);
+  EXPECT_EQ(parallel::check_arguments("pdpotrf", 2), 2);
+  // A real illegal call: eigenvectors Z with another block size than A (pdsyevr requires them equal).
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  parallel::DistMatrix a(grid, 8, 8, 4), z(grid, 8, 8, 2);
+  std::vector<double> w;
+  std::string message;
+  try {
+    parallel::eigen_symmetric(a, z, w);
+  } catch (const parallel::ScalapackError& e) {
+    message = e.what();
+  } catch (const std::exception& e) {
+    message = std::string("wrong type: ") + e.what();
+  }
+  EXPECT_TRUE(all_ranks(message.find("illegal value") != std::string::npos && message.find("NaN") == std::string::npos))
+      << message;
+}
+
+// NaN and ±∞ are counted over every rank (only i ≥ j for a lower triangle) and the first is located.
+TEST(DistOps, NonFiniteEntriesAreCountedAndLocated) {
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  parallel::DistMatrix a(grid, 7, 5, 2);
+  for (std::int64_t lj = 0; lj < a.local_cols(); ++lj)
+    for (std::int64_t li = 0; li < a.local_rows(); ++li) {
+      const std::int64_t i = a.global_row(li), j = a.global_col(lj);
+      if ((i == 4 && j == 1) || (i == 6 && j == 3)) a.local(li, lj) = std::numeric_limits<double>::infinity();
+      if (i == 0 && j == 2) a.local(li, lj) = std::nan("");  // above the diagonal
+    }
+  const parallel::NonFinite all = parallel::find_non_finite(a, false);
+  EXPECT_TRUE(all_ranks(all.count == 3 && all.row == 4 && all.col == 1));
+  const parallel::NonFinite lower = parallel::find_non_finite(a, true);
+  EXPECT_TRUE(all_ranks(lower.count == 2 && lower.row == 4 && lower.col == 1));
+}
+
 TEST(Solver, KernelRegressionInterpolatesTheTrainingTargets) {
   const Fixture& f = fixture();
   const std::int64_t n = 11, k = 2;
