@@ -511,6 +511,53 @@ TEST_P(RunCli, OverflowingKernelsFailWithAFinitenessMessageNotARidgeHint) {
   EXPECT_EQ(r.err.find("leading minor"), std::string::npos) << r.err;
 }
 
+// A write that fails while the job runs -- here a file-size limit (ulimit -f, SIGXFSZ ignored so that
+// write() returns EFBIG as on a full disk) -- is a runtime failure: exit 1 on every rank, one error line
+// naming the file, no output committed. Only the ranks get the limit (MPI's launcher needs larger files).
+class WriteFailure : public CliTest, public ::testing::WithParamInterface<int> {
+ protected:
+  Result run_limited(const std::vector<std::string>& args, int kib) const {
+    std::vector<std::string> argv{EQNTK_MPIEXEC, EQNTK_MPIEXEC_NUMPROC_FLAG, std::to_string(GetParam()), "--oversubscribe",
+                                  "/bin/bash", "-c", "trap '' XFSZ; ulimit -f " + std::to_string(kib) + "; exec \"$0\" \"$@\"",
+                                  EQNTK_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ::setenv("OMPI_MCA_btl", "self,tcp", 1);  // no shared-memory segment files under the limit
+    const Result r = eqntk::testing::run_process(argv, capture_, kKillSeconds);
+    ::unsetenv("OMPI_MCA_btl");
+    return r;
+  }
+  std::vector<std::string> args(const std::vector<std::string>& extra) const {
+    std::vector<std::string> a{"run", "--train-images", images_npy("train.npy", 40, 8, 8).string(), "--train-labels",
+                               labels_npy("train_labels.npy", 40).string(), "--test-images",
+                               images_npy("test.npy", 4, 8, 8, 1, 2.0).string(), "--test-labels",
+                               labels_npy("test_labels.npy", 4).string(), "--arch", "conv:k=3,relu,gap,dense", "--times",
+                               "inf", "--ridge", "1e-8", "--block-size", "4", "--quiet", "--out", path("out").string()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  void expect_runtime_write_failure(const Result& r, const std::string& needle) const {
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    const auto errors = lines_starting(r.err, "eqntk: error:");
+    ASSERT_EQ(errors.size(), 1u) << r.err;
+    EXPECT_NE(errors[0].find(needle), std::string::npos) << errors[0];
+    EXPECT_FALSE(fs::exists(path("out/metrics.json")));
+    for (const auto& name : tree(work_)) EXPECT_EQ(name.find(".partial"), std::string::npos) << name;
+  }
+};
+
+TEST_P(WriteFailure, KernelOutputOverAFileSizeLimitIsARuntimeFailure) {
+  // theta_train.npy is 40·40·8 + 128 = 12 928 bytes, over 8 KiB.
+  expect_runtime_write_failure(run_limited(args({"--save-kernels"}), 8), "theta_train.npy");
+}
+
+TEST_P(WriteFailure, CheckpointLogOverAFileSizeLimitIsARuntimeFailure) {
+  // Each 4×4 tile record is 56 + 2·16·8 = 312 bytes: a rank's log passes 2 KiB after 7 of its tiles.
+  expect_runtime_write_failure(run_limited(args({"--checkpoint", path("ckpt").string()}), 2), "checkpoint log");
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, WriteFailure, ::testing::Values(1, 2),
+                         [](const ::testing::TestParamInfo<int>& p) { return "np" + std::to_string(p.param); });
+
 // Identical (all-zero) training images through `conv:k=1,gap,dense:b=2` give the kernel 4·11ᵀ exactly
 // (every entry σ_b² = 4, for the NNGP and the NTK alike), so Cholesky meets an exact zero pivot at
 // order 2 whatever the rank count and block size: a runtime failure (exit 1) that suggests --ridge.

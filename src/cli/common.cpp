@@ -51,7 +51,8 @@ std::string help_text() {
          "SO(3) networks on spherical signals (.npy coefficients or Driscoll-Healy samples) and molecules (XYZ):\n"
          "  s2lift:w=1:b=0,erf,so3conv,erf,so3pool,dense                   (layers s2lift so3conv so3pool, keys w b)\n"
          "  with --input-kind, --so3-grid, --band-limit, --molecule-sum, --slots, --channel-scale, --target-key.\n\n"
-         "Exit codes: 0 success, 1 runtime failure, 2 bad usage or input, 3 interrupted (checkpoint saved).\n";
+         "Exit codes: 0 success, 1 runtime failure (including an output or checkpoint write that fails, e.g. a full\n"
+         "disk), 2 bad usage or input, 3 interrupted (checkpoint saved).\n";
 }
 
 namespace detail {

@@ -134,8 +134,8 @@ int finish_run(const RunConfig& c, const std::vector<std::string>& args, Clock::
   // Outputs: everything to .partial first; renamed together at the end.
   t0 = Clock::now();
   io::OutputSet out{c.out};
-  parallel::on_root([&] { io::ensure_writable_directory(c.out); });
   try {
+    parallel::on_root([&] { io::ensure_writable_directory(c.out); });
     if (c.save_kernels) {
       parallel::write_npy_collective(out.add("theta_train.npy"), parallel::symmetrize_lower(g.train_ntk));
       parallel::write_npy_collective(out.add("theta_test.npy"), g.test_ntk);
@@ -162,6 +162,12 @@ int finish_run(const RunConfig& c, const std::vector<std::string>& args, Clock::
       io::write_metrics(out.add("metrics.json"), metrics);  // added last: renamed last
       out.commit_all();
     });
+  } catch (const IoError& e) {
+    if (world_rank() == 0) out.remove_all();
+    // --out was checked before any work: whatever fails now (disk full, a file-size limit, a vanished
+    // directory) is a runtime failure, exit 1. Every rank holds the same agreed error.
+    if (dynamic_cast<const WriteError*>(&e) != nullptr) throw;
+    throw WriteError(e.what());
   } catch (...) {
     if (world_rank() == 0) out.remove_all();
     throw;

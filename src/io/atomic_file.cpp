@@ -22,6 +22,12 @@ namespace {
   throw IoError(detail::quoted(path) + ": " + what + ": " + std::strerror(err));
 }
 
+// Writing, syncing or renaming an output that could be created fails while the job runs (disk full,
+// quota, file-size limit): a runtime failure, not a bad path.
+[[noreturn]] void fail_write_errno(const std::filesystem::path& path, const std::string& what, int err) {
+  throw WriteError(detail::quoted(path) + ": " + what + ": " + std::strerror(err));
+}
+
 // Makes a completed rename durable. Best effort: the data itself was fsynced before the rename, and
 // some file systems do not support fsync on directories.
 void sync_parent_directory(const std::filesystem::path& path) {
@@ -51,15 +57,15 @@ std::filesystem::path partial_path(const std::filesystem::path& path) {
 void commit_partial(const std::filesystem::path& path) {
   const auto partial = partial_path(path);
   const int fd = ::open(partial.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_errno(partial, "cannot open the partial output to commit it", errno);
+  if (fd < 0) fail_write_errno(partial, "cannot open the partial output to commit it", errno);
   if (fsync_retrying(fd) != 0) {
     const int err = errno;
     (void)::close(fd);
-    fail_errno(partial, "fsync failed", err);
+    fail_write_errno(partial, "fsync failed", err);
   }
   (void)::close(fd);
   if (::rename(partial.c_str(), path.c_str()) != 0) {
-    fail_errno(partial, "cannot rename to " + detail::quoted(path), errno);
+    fail_write_errno(partial, "cannot rename to " + detail::quoted(path), errno);
   }
   sync_parent_directory(path);
 }
@@ -125,7 +131,7 @@ void AtomicFile::write(std::span<const std::byte> bytes) {
     const ::ssize_t n = ::write(fd_, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
-      fail_errno(partial(), "write failed", errno);
+      fail_write_errno(partial(), "write failed", errno);
     }
     p += n;
     left -= static_cast<std::size_t>(n);
@@ -146,7 +152,7 @@ void AtomicFile::commit() {
     if (fd_ >= 0) (void)::close(fd_);
     fd_ = -1;
     (void)::unlink(partial_file.c_str());
-    fail_errno(partial_file, what, err);
+    fail_write_errno(partial_file, what, err);
   };
   if (fsync_retrying(fd_) != 0) give_up("fsync failed", errno);
   const int fd = std::exchange(fd_, -1);

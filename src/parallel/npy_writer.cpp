@@ -25,7 +25,7 @@ void write_npy_collective(const std::filesystem::path& path, const DistMatrix& a
   MPI_File fh = MPI_FILE_NULL;
   int rc = MPI_File_open(MPI_COMM_WORLD, path.c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh);
   collectively([&] {
-    if (rc != MPI_SUCCESS) throw IoError("cannot open '" + path.string() + "' for writing (MPI-IO)");
+    if (rc != MPI_SUCCESS) throw WriteError("cannot open '" + path.string() + "' for writing (MPI-IO)");
   });
   // Every rank goes through every collective call below whatever fails; failures are agreed afterwards.
   std::string failure;
@@ -48,8 +48,18 @@ void write_npy_collective(const std::filesystem::path& path, const DistMatrix& a
     MPI_Type_free(&filetype);
   }
   MPI_File_close(&fh);
+  // ROMIO can report success for a short write (a file-size limit, some full file systems): the file's
+  // size is the check that every byte arrived.
+  if (failure.empty() && a.grid().rank() == 0) {
+    const auto expected = static_cast<std::uintmax_t>(header.size()) + static_cast<std::uintmax_t>(a.rows() * a.cols()) * 8u;
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(path, ec);
+    if (ec || size != expected)
+      failure = "cannot write '" + path.string() + "': it has " + (ec ? std::string("no size") : std::to_string(size)) +
+                " of " + std::to_string(expected) + " bytes after MPI-IO (disk full or a file-size limit?)";
+  }
   collectively([&] {
-    if (!failure.empty()) throw IoError(failure);
+    if (!failure.empty()) throw WriteError(failure);
   });
 }
 

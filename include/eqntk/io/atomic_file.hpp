@@ -26,7 +26,7 @@ namespace eqntk::io {
 [[nodiscard]] std::filesystem::path partial_path(const std::filesystem::path& path);
 
 /// Fsyncs `<path>.partial`, renames it to `path` (replacing any existing file) and fsyncs the
-/// directory. Throws IoError naming the file if the partial file is missing or any step fails
+/// directory. Throws WriteError naming the file if the partial file is missing or any step fails
 /// (the partial file is then left in place for the caller to inspect or remove). Not collective.
 void commit_partial(const std::filesystem::path& path);
 
@@ -52,12 +52,12 @@ class AtomicFile {
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
 
-  /// Appends `bytes`. Throws IoError naming the file on a write error (e.g. disk full) or if the
-  /// file was already committed or abandoned.
+  /// Appends `bytes`. Throws WriteError naming the file on a write error (e.g. disk full, file-size
+  /// limit) or if the file was already committed or abandoned.
   void write(std::span<const std::byte> bytes);
   void write(std::string_view bytes);
 
-  /// Fsyncs, closes and renames the partial file to the target. Throws IoError naming the file if
+  /// Fsyncs, closes and renames the partial file to the target. Throws WriteError naming the file if
   /// a step fails; the partial file is then removed and the target left as it was.
   void commit();
 

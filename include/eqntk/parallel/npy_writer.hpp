@@ -10,8 +10,8 @@
 namespace eqntk::parallel {
 
 /// Writes `a` (m×n float64, C order) to `path`. Collective. The caller names a `.partial` path and
-/// renames it when every output is complete. Throws IoError (on every rank) when the file cannot be
-/// written.
+/// renames it when every output is complete. Throws WriteError (on every rank) when the file cannot be
+/// written (a runtime failure: the location was checked before the job).
 void write_npy_collective(const std::filesystem::path& path, const DistMatrix& a);
 
 }  // namespace eqntk::parallel
