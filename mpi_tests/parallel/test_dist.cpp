@@ -279,6 +279,42 @@ TEST(DistOps, NonFiniteEntriesAreCountedAndLocated) {
   EXPECT_TRUE(all_ranks(lower.count == 2 && lower.row == 4 && lower.col == 1));
 }
 
+// A problem whose evaluation throws for one pair (and whose values are i + j otherwise): the throw inside
+// an OpenMP loop must come out of both drivers as the exception, never abort the process.
+class ThrowingProblem final : public eqntk::kernel::KernelProblem {
+ public:
+  [[nodiscard]] std::int64_t count(int set) const override { return set == 0 ? 9 : 4; }
+  [[nodiscard]] std::unique_ptr<Worker> make_worker() const override { return std::make_unique<Worker>(); }
+  void prepare(Worker&, int, std::int64_t) override {}
+  [[nodiscard]] eqntk::kernel::KernelValue evaluate(Worker&, int set, std::int64_t i, std::int64_t j) const override {
+    if (set == 0 && i == 7 && j == 2) throw eqntk::NumericalError("pair (7, 2) failed");
+    return {static_cast<double>(i + j), static_cast<double>(i * j)};
+  }
+  [[nodiscard]] eqntk::kernel::KernelValue self(int, std::int64_t i) const override {
+    return {static_cast<double>(2 * i), static_cast<double>(i * i)};
+  }
+};
+
+TEST(ExceptionSafety, AThrowInsideTheOpenMpLoopsOfBothDriversIsRethrown) {
+  ThrowingProblem problem;
+  for (const int threads : {1, 3}) {
+    EXPECT_THROW((void)eqntk::kernel::dense_gram(problem, true, threads), eqntk::NumericalError);
+    const auto g = eqntk::kernel::dense_gram(problem, false, threads);  // the test set never hits (7, 2)
+    EXPECT_EQ(g.nngp[static_cast<std::size_t>(3 * 9 + 8)], 11.0);
+  }
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  auto options = quiet_options();
+  options.threads = 2;
+  bool threw = false;
+  try {
+    (void)parallel::build_gram(grid, problem, 2, options);
+  } catch (const eqntk::NumericalError& e) {
+    threw = std::string(e.what()).find("pair (7, 2)") != std::string::npos;
+  }
+  EXPECT_TRUE(all_ranks(threw));
+}
+
 TEST(Solver, KernelRegressionInterpolatesTheTrainingTargets) {
   const Fixture& f = fixture();
   const std::int64_t n = 11, k = 2;

@@ -1,7 +1,5 @@
 #include "eqntk/so3/gram.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -9,83 +7,30 @@
 #include <numbers>
 
 #include "eqntk/error.hpp"
+#include "eqntk/so3/problem.hpp"
 
 namespace eqntk::so3 {
-namespace {
-
-// The shared driver: `Engine` has self_chain(item) → Chain and evaluate(a, ca, b, cb) → KernelValue.
-template <typename Engine, typename Item, typename Chain, typename Make, typename SelfFn, typename PairFn>
-kernel::GramPair gram(const std::vector<Item>& x1, const std::vector<Item>* x2, int threads, Make make, SelfFn self,
-                      PairFn pair) {
-  const bool symmetric = x2 == nullptr;
-  const std::vector<Item>& y = symmetric ? x1 : *x2;
-  const auto n1 = static_cast<std::int64_t>(x1.size()), n2 = static_cast<std::int64_t>(y.size());
-  threads = std::max(1, threads);
-  std::vector<std::unique_ptr<Engine>> engines;
-  for (int t = 0; t < threads; ++t) engines.push_back(make());
-  std::vector<Chain> c1(x1.size()), c2(symmetric ? 0 : y.size());
-  const std::int64_t n_chains = n1 + (symmetric ? 0 : n2);
-  std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (std::int64_t i = 0; i < n_chains; ++i) {
-    try {
-      Engine& e = *engines[static_cast<std::size_t>(omp_get_thread_num())];
-      if (i < n1) c1[static_cast<std::size_t>(i)] = self(e, x1[static_cast<std::size_t>(i)]);
-      else c2[static_cast<std::size_t>(i - n1)] = self(e, y[static_cast<std::size_t>(i - n1)]);
-    } catch (...) {
-#pragma omp critical
-      error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
-  const std::vector<Chain>& cy = symmetric ? c1 : c2;
-  kernel::GramPair g{n1, n2, std::vector<double>(static_cast<std::size_t>(n1 * n2)), {}};
-  g.ntk.resize(g.nngp.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (std::int64_t i = 0; i < n1; ++i) {
-    try {
-      Engine& e = *engines[static_cast<std::size_t>(omp_get_thread_num())];
-      for (std::int64_t j = 0; j < (symmetric ? i + 1 : n2); ++j) {
-        const KernelValue v = pair(e, x1[static_cast<std::size_t>(i)], c1[static_cast<std::size_t>(i)],
-                                   y[static_cast<std::size_t>(j)], cy[static_cast<std::size_t>(j)]);
-        g.nngp[static_cast<std::size_t>(i * n2 + j)] = v.nngp;
-        g.ntk[static_cast<std::size_t>(i * n2 + j)] = v.ntk;
-        if (symmetric) {
-          g.nngp[static_cast<std::size_t>(j * n2 + i)] = v.nngp;
-          g.ntk[static_cast<std::size_t>(j * n2 + i)] = v.ntk;
-        }
-      }
-    } catch (...) {
-#pragma omp critical
-      error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
-  return g;
-}
-
-}  // namespace
-
 kernel::GramPair gram_matrices(const Network& net, const std::vector<Signal>& x1, const std::vector<Signal>* x2,
                                int threads) {
-  return gram<PairKernel, Signal, SelfChain>(
-      x1, x2, threads, [&] { return std::make_unique<PairKernel>(net); },
-      [](PairKernel& e, const Signal& x) { return e.self_chain(x); },
-      [](PairKernel& e, const Signal& a, const SelfChain& ca, const Signal& b, const SelfChain& cb) {
-        return e.evaluate(a, ca, b, cb);
-      });
+  if (x2 == nullptr) {
+    const std::vector<Signal> none;
+    So3SignalProblem problem(net, x1, none);
+    return kernel::dense_gram(problem, true, threads);
+  }
+  So3SignalProblem problem(net, *x2, x1);  // set 1 (rows) = x1, set 0 (columns) = x2
+  return kernel::dense_gram(problem, false, threads);
 }
 
 kernel::GramPair molecule_gram_matrices(const Network& net, MoleculeSum sum, int slots,
                                         const std::vector<std::vector<Signal>>& m1,
                                         const std::vector<std::vector<Signal>>* m2, int threads) {
-  using Atoms = std::vector<Signal>;
-  return gram<MoleculeKernel, Atoms, MoleculeChain>(
-      m1, m2, threads, [&] { return std::make_unique<MoleculeKernel>(net, sum, slots); },
-      [](MoleculeKernel& e, const Atoms& atoms) { return e.self_chain(atoms); },
-      [](MoleculeKernel& e, const Atoms&, const MoleculeChain& ca, const Atoms&, const MoleculeChain& cb) {
-        return e.evaluate(ca, cb);
-      });
+  if (m2 == nullptr) {
+    const std::vector<std::vector<Signal>> none;
+    MoleculeProblem problem(net, sum, slots, m1, none);
+    return kernel::dense_gram(problem, true, threads);
+  }
+  MoleculeProblem problem(net, sum, slots, *m2, m1);
+  return kernel::dense_gram(problem, false, threads);
 }
 
 std::vector<double> channel_rms_scale(const std::vector<std::vector<Signal>>& train_atoms) {

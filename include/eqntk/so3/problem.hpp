@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "eqntk/kernel/problem.hpp"
@@ -24,51 +25,75 @@
 
 namespace eqntk::so3 {
 
-/// Spherical signals x: S² → R^C, one PairKernel per worker.
-class So3SignalProblem final : public kernel::KernelProblem {
+/// Spherical signals x: S² → R^C, one PairKernel per worker: the two sets of a So3SignalProblem.
+class So3SignalItems {
  public:
+  using Engine = PairKernel;
+  using Chain = SelfChain;
   /// Keeps references: net, train and test must outlive the problem. Throws InvalidArgument (naming the set
   /// and item) unless every signal has the network's band limit L and channel count C.
-  So3SignalProblem(const Network& net, const std::vector<Signal>& train, const std::vector<Signal>& test);
-  [[nodiscard]] std::int64_t count(int set) const override {
-    return static_cast<std::int64_t>(set == 0 ? train_.size() : test_.size());
+  So3SignalItems(const Network& net, const std::vector<Signal>& train, const std::vector<Signal>& test);
+  [[nodiscard]] std::int64_t count(int set) const { return static_cast<std::int64_t>(items(set).size()); }
+  [[nodiscard]] std::unique_ptr<Engine> make_engine() const { return std::make_unique<PairKernel>(net_); }
+  [[nodiscard]] Chain self_chain(Engine& e, int set, std::int64_t i) const {
+    return e.self_chain(items(set)[static_cast<std::size_t>(i)]);
   }
-  [[nodiscard]] std::unique_ptr<Worker> make_worker() const override;
-  void prepare(Worker& worker, int set, std::int64_t i) override;
-  [[nodiscard]] KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const override;
-  [[nodiscard]] KernelValue self(int set, std::int64_t i) const override;
+  [[nodiscard]] KernelValue evaluate(Engine& e, int set, std::int64_t i, const Chain& ci, std::int64_t j,
+                                     const Chain& cj) const {
+    return e.evaluate(items(set)[static_cast<std::size_t>(i)], ci, train_[static_cast<std::size_t>(j)], cj);
+  }
+  [[nodiscard]] std::string precision() const { return "float64"; }
 
  private:
+  [[nodiscard]] const std::vector<Signal>& items(int set) const { return set == 0 ? train_ : test_; }
   const Network& net_;
   const std::vector<Signal>& train_;
   const std::vector<Signal>& test_;
-  std::vector<SelfChain> chains_[2];
 };
 
 /// Molecules as per-atom signals (atom_signals), one MoleculeKernel(net, sum, slots) per worker
-/// (molecule.hpp: same_slot / all_pairs, slot padding).
-class MoleculeProblem final : public kernel::KernelProblem {
+/// (molecule.hpp: same_slot / all_pairs, slot padding): the two sets of a MoleculeProblem.
+class MoleculeItems {
  public:
+  using Engine = MoleculeKernel;
+  using Chain = MoleculeChain;
   /// Keeps references: net, train and test must outlive the problem. Throws InvalidArgument (naming the set
   /// and molecule) if net.channels() != 10, slots < 0, a molecule is empty, a same_slot molecule has more
   /// atoms than slots > 0, or an atom signal does not have the network's L and C.
-  MoleculeProblem(const Network& net, MoleculeSum sum, int slots, const std::vector<std::vector<Signal>>& train,
-                  const std::vector<std::vector<Signal>>& test);
-  [[nodiscard]] std::int64_t count(int set) const override {
-    return static_cast<std::int64_t>(set == 0 ? train_.size() : test_.size());
+  MoleculeItems(const Network& net, MoleculeSum sum, int slots, const std::vector<std::vector<Signal>>& train,
+                const std::vector<std::vector<Signal>>& test);
+  [[nodiscard]] std::int64_t count(int set) const { return static_cast<std::int64_t>(items(set).size()); }
+  [[nodiscard]] std::unique_ptr<Engine> make_engine() const { return std::make_unique<MoleculeKernel>(net_, sum_, slots_); }
+  [[nodiscard]] Chain self_chain(Engine& e, int set, std::int64_t i) const {
+    return e.self_chain(items(set)[static_cast<std::size_t>(i)]);
   }
-  [[nodiscard]] std::unique_ptr<Worker> make_worker() const override;
-  void prepare(Worker& worker, int set, std::int64_t i) override;
-  [[nodiscard]] KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const override;
-  [[nodiscard]] KernelValue self(int set, std::int64_t i) const override;
+  [[nodiscard]] KernelValue evaluate(Engine& e, int, std::int64_t, const Chain& ci, std::int64_t, const Chain& cj) const {
+    return e.evaluate(ci, cj);
+  }
+  [[nodiscard]] std::string precision() const { return "float64"; }
 
  private:
+  [[nodiscard]] const std::vector<std::vector<Signal>>& items(int set) const { return set == 0 ? train_ : test_; }
   const Network& net_;
   MoleculeSum sum_;
   int slots_;
   const std::vector<std::vector<Signal>>& train_;
   const std::vector<std::vector<Signal>>& test_;
-  std::vector<MoleculeChain> chains_[2];
+};
+
+/// Spherical signals through so3::PairKernel (validation: So3SignalItems).
+class So3SignalProblem final : public kernel::EngineProblem<So3SignalItems> {
+ public:
+  So3SignalProblem(const Network& net, const std::vector<Signal>& train, const std::vector<Signal>& test)
+      : EngineProblem(So3SignalItems(net, train, test)) {}
+};
+
+/// Molecules through so3::MoleculeKernel (validation: MoleculeItems).
+class MoleculeProblem final : public kernel::EngineProblem<MoleculeItems> {
+ public:
+  MoleculeProblem(const Network& net, MoleculeSum sum, int slots, const std::vector<std::vector<Signal>>& train,
+                  const std::vector<std::vector<Signal>>& test)
+      : EngineProblem(MoleculeItems(net, sum, slots, train, test)) {}
 };
 
 }  // namespace eqntk::so3
