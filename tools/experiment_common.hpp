@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "eqntk/error.hpp"
+#include "eqntk/io/dataset.hpp"
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/gram.hpp"
 #include "eqntk/kernel/image.hpp"
@@ -239,14 +240,10 @@ inline double accuracy(const Matrix& pred, const std::vector<std::int64_t>& labe
   return static_cast<double>(hit) / static_cast<double>(pred.rows());
 }
 
-/// A seeded random permutation of 0..n-1 (Fisher–Yates on std::mt19937_64, whose stream is fixed
-/// by the C++ standard; the modulo bias is below 2^-40 for n < 2^24).
+/// A seeded random permutation of 0..n-1: the library's generator (io::seeded_permutation, the one behind
+/// `eqntk run --n-train`), so that a prefix of length k is exactly the subset `eqntk run` draws.
 inline std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed) {
-  std::vector<std::int64_t> p(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) p[static_cast<std::size_t>(i)] = i;
-  std::mt19937_64 rng(seed);
-  for (std::int64_t i = n - 1; i > 0; --i) std::swap(p[static_cast<std::size_t>(i)], p[rng() % static_cast<std::uint64_t>(i + 1)]);
-  return p;
+  return io::seeded_permutation(n, seed);
 }
 
 /// Comma-separated list of reals; "inf" is +∞.

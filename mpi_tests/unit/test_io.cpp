@@ -21,6 +21,7 @@
 #include "eqntk/io/array.hpp"
 #include "eqntk/io/atomic_file.hpp"
 #include "eqntk/io/checkpoint.hpp"
+#include "eqntk/io/dataset.hpp"
 #include "eqntk/io/metrics.hpp"
 #include "eqntk/io/idx.hpp"
 #include "eqntk/io/npy.hpp"
@@ -916,4 +917,19 @@ TEST(Metrics, JsonEncodesNonFiniteNumbersAndEscapesStrings) {
   EXPECT_NE(j.find("\"mse\": 0.5"), std::string::npos) << j;
   m.input_json = "[1, 2";
   EXPECT_THROW((void)eqntk::io::metrics_json(m), InvalidArgument);
+}
+
+// The permutation's sorted prefixes are the subsets `eqntk run --n-train` draws, for every length, and it
+// is a permutation.
+TEST(SeededPermutation, SortedPrefixesAreTheSeededSubsets) {
+  const std::int64_t n = 37;
+  const auto p = eqntk::io::seeded_permutation(n, 1234);
+  std::vector<std::int64_t> sorted = p;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::int64_t i = 0; i < n; ++i) EXPECT_EQ(sorted[static_cast<std::size_t>(i)], i);
+  for (std::int64_t k = 0; k <= n; ++k) {
+    std::vector<std::int64_t> prefix(p.begin(), p.begin() + k);
+    std::sort(prefix.begin(), prefix.end());
+    EXPECT_EQ(prefix, eqntk::io::seeded_subset(n, k, 1234)) << "k = " << k;
+  }
 }

@@ -178,6 +178,19 @@ std::vector<std::int64_t> seeded_subset(std::int64_t n, std::int64_t k, std::uin
   return idx;
 }
 
+std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed) {
+  // The same forward Fisher–Yates steps as seeded_subset, run to the end: its first k entries, sorted, are
+  // seeded_subset(n, k, seed) for every k.
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  SplitMix64 rng{seed};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto j = i + static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n - i)));
+    std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
+  }
+  return idx;
+}
+
 kernel::ImageSet downsample(const kernel::ImageSet& in, int f) {
   const std::int64_t c = in.shape.channels, h = in.shape.height, w = in.shape.width;
   if (f < 1) throw InvalidArgument("--downsample must be at least 1");

@@ -77,42 +77,26 @@ double flow_factor(double lambda, double eta, double t) {
   return -std::expm1(-eta * lambda * t) / lambda;
 }
 
-SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::vector<double>& y, std::int64_t k,
-                    const SolveOptions& options, const DistMatrix* k_train, const DistMatrix* k_test,
-                    const std::vector<double>* k_self) {
-  const std::int64_t n = train.rows();
-  const std::int64_t m = test.rows();
-  const std::int64_t nb = train.block_size();
-  if (train.cols() != n || test.cols() != n || test.block_size() != nb)
-    throw InvalidArgument("predict: the train matrix must be NxN and the test matrix MxN with the same block size");
-  if (static_cast<std::int64_t>(y.size()) != n * k) throw InvalidArgument("predict: targets must be N x K");
-  if (options.times.empty()) throw InvalidArgument("predict: no times given");
-  for (const double t : options.times)
-    if (!(t >= 0)) throw InvalidArgument("predict: times must be non-negative (or inf)");
-  if (options.variance && (k_train == nullptr || k_test == nullptr || k_self == nullptr))
-    throw InvalidArgument("predict: the variance needs the NNGP matrices and self-kernels");
-  if (n == 0) throw InvalidArgument("predict: no training points");
+KernelSystem::KernelSystem(const DistMatrix& train, const DistMatrix& test_rows, const std::vector<double>& y, std::int64_t k,
+                           double ridge, const DistMatrix* k_train, const DistMatrix* k_test_rows,
+                           const std::vector<double>* k_self_values)
+    : a(train),
+      test(test_rows),
+      targets(parallel::distribute(train.grid(), y, train.rows(), k, train.block_size())),
+      k_full(k_train != nullptr ? parallel::symmetrize_lower(*k_train) : DistMatrix(train.grid(), 0, 0, 1)),
+      k_test(k_test_rows),
+      k_self(k_self_values) {
+  parallel::add_to_diagonal(a, ridge);
+}
 
-  require_finite(train, true, "training kernel matrix (N x N)");
-  require_finite(test, false, "test kernel matrix (M x N)");
-  if (options.variance) {
-    require_finite(*k_train, true, "training NNGP matrix (N x N, for the variance)");
-    require_finite(*k_test, false, "test NNGP matrix (M x N, for the variance)");
-    if (!std::all_of(k_self->begin(), k_self->end(), [](double v) { return std::isfinite(v); }))
-      throw NumericalError("the test self-kernels K(x*, x*) contain NaN/Inf: " + std::string(kOverflowAdvice));
-  }
-
-  const parallel::ProcessGrid& grid = train.grid();
-  SolveReport report;
-  report.ridge_added = options.ridge_absolute ? options.ridge : options.ridge * parallel::trace(train) / static_cast<double>(n);
-  DistMatrix a = train;
-  parallel::add_to_diagonal(a, report.ridge_added);
-  const DistMatrix targets = parallel::distribute(grid, y, n, k, nb);
+void DirectSolver::solve(const KernelSystem& system, const SolveOptions& options, SolveReport& report) const {
+  const DistMatrix& a = system.a;
+  const DistMatrix& test = system.test;
+  const DistMatrix& targets = system.targets;
+  const DistMatrix& k_full = system.k_full;
+  const parallel::ProcessGrid& grid = a.grid();
+  const std::int64_t n = a.rows(), m = test.rows(), k = targets.cols(), nb = a.block_size();
   const double time_scale = options.loss == Loss::mean ? 1.0 / static_cast<double>(n * k) : 1.0;
-  DistMatrix k_full = options.variance ? parallel::symmetrize_lower(*k_train) : DistMatrix(grid, 0, 0, 1);
-
-  report.predictions.resize(options.times.size());
-  for (std::size_t i = 0; i < options.times.size(); ++i) report.predictions[i].time = options.times[i];
   const bool any_inf = std::any_of(options.times.begin(), options.times.end(), [](double t) { return std::isinf(t); });
   const bool any_finite = std::any_of(options.times.begin(), options.times.end(), [](double t) { return !std::isinf(t); });
 
@@ -131,7 +115,7 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
     if (options.variance) {
       DistMatrix z = parallel::transpose(test);  // N×M
       parallel::cholesky_solve(l, z);            // T⁻¹ T*ᵀ
-      var = ensemble_variance(parallel::transpose(z), k_full, *k_test, *k_self);
+      var = ensemble_variance(parallel::transpose(z), k_full, *system.k_test, *system.k_self);
     }
     report.seconds_gemm += seconds_since(t0);
     for (auto& p : report.predictions)
@@ -182,11 +166,43 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
         scale_cols(tvg, g);
         DistMatrix at(grid, m, n, nb);
         parallel::gemm('N', 'T', 1.0, tvg, z, 0.0, at);
-        p.variance = ensemble_variance(at, k_full, *k_test, *k_self);
+        p.variance = ensemble_variance(at, k_full, *system.k_test, *system.k_self);
       }
     }
     report.seconds_gemm += seconds_since(t0);
   }
+}
+
+SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::vector<double>& y, std::int64_t k,
+                    const SolveOptions& options, const DistMatrix* k_train, const DistMatrix* k_test,
+                    const std::vector<double>* k_self, const SolveStrategy& strategy) {
+  const std::int64_t n = train.rows();
+  const std::int64_t nb = train.block_size();
+  if (train.cols() != n || test.cols() != n || test.block_size() != nb)
+    throw InvalidArgument("predict: the train matrix must be NxN and the test matrix MxN with the same block size");
+  if (static_cast<std::int64_t>(y.size()) != n * k) throw InvalidArgument("predict: targets must be N x K");
+  if (options.times.empty()) throw InvalidArgument("predict: no times given");
+  for (const double t : options.times)
+    if (!(t >= 0)) throw InvalidArgument("predict: times must be non-negative (or inf)");
+  if (options.variance && (k_train == nullptr || k_test == nullptr || k_self == nullptr))
+    throw InvalidArgument("predict: the variance needs the NNGP matrices and self-kernels");
+  if (n == 0) throw InvalidArgument("predict: no training points");
+
+  require_finite(train, true, "training kernel matrix (N x N)");
+  require_finite(test, false, "test kernel matrix (M x N)");
+  if (options.variance) {
+    require_finite(*k_train, true, "training NNGP matrix (N x N, for the variance)");
+    require_finite(*k_test, false, "test NNGP matrix (M x N, for the variance)");
+    if (!std::all_of(k_self->begin(), k_self->end(), [](double v) { return std::isfinite(v); }))
+      throw NumericalError("the test self-kernels K(x*, x*) contain NaN/Inf: " + std::string(kOverflowAdvice));
+  }
+
+  SolveReport report;
+  report.ridge_added = options.ridge_absolute ? options.ridge : options.ridge * parallel::trace(train) / static_cast<double>(n);
+  const KernelSystem system(train, test, y, k, report.ridge_added, options.variance ? k_train : nullptr, k_test, k_self);
+  report.predictions.resize(options.times.size());
+  for (std::size_t i = 0; i < options.times.size(); ++i) report.predictions[i].time = options.times[i];
+  strategy.solve(system, options, report);
   return report;
 }
 

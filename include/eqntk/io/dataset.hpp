@@ -79,6 +79,10 @@ struct Dataset {
 /// 64-bit generator, so the choice is the same on every platform).
 [[nodiscard]] std::vector<std::int64_t> seeded_subset(std::int64_t n, std::int64_t k, std::uint64_t seed);
 
+/// A seeded random permutation of {0..n-1} by the generator of seeded_subset: its first k entries, sorted,
+/// are seeded_subset(n, k, seed), so prefixes give nested subsets (the experiment drivers' learning curves).
+[[nodiscard]] std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed);
+
 /// F×F average pooling of every image.
 [[nodiscard]] kernel::ImageSet downsample(const kernel::ImageSet& images, int factor);
 

@@ -4,6 +4,12 @@
 // t = ∞ is kernel regression by Cholesky (pdpotrf/pdpotrs); finite times share one eigendecomposition
 // Θ = V Λ Vᵀ (pdsyevr): μ_t = (Θ* V) diag(g_t(λ)) (Vᵀ Y) with g_t(λ) = −expm1(−ηλt)/λ (→ ηt as λ → 0).
 // The NNGP predictor is the same formula with K in place of Θ.
+//
+// Operator and strategy: predict() validates and builds the KernelSystem (the operator: T + ridge·I, its
+// test rows, the targets, and what the variance needs); a SolveStrategy computes the predictions from it.
+// DirectSolver is today's strategy (Cholesky at t = ∞, one eigendecomposition for every finite t); an
+// iterative strategy (conjugate gradients or Lanczos on the same operator) plugs in at the same seam.
+// Scoring of the predictions lives beside it (solve/scoring.hpp). The mathematics: docs/MATH.md §6.
 #pragma once
 
 #include <cstdint>
@@ -45,7 +51,37 @@ struct SolveReport {
   double seconds_cholesky = 0.0, seconds_eigen = 0.0, seconds_gemm = 0.0;
 };
 
-/// Solves for every time in options.times. Collective over the grid of `train`.
+/// The operator of the dynamics, distributed: A = T + ridge·I (N×N, lower triangle valid), the test rows T*
+/// (M×N, referenced), the targets Y (N×K), and for the variance the full NNGP matrix K (symmetrised) with
+/// K(X*, X) and K(x*, x*). Built collectively.
+struct KernelSystem {
+  KernelSystem(const parallel::DistMatrix& train, const parallel::DistMatrix& test_rows, const std::vector<double>& y,
+               std::int64_t k, double ridge, const parallel::DistMatrix* k_train, const parallel::DistMatrix* k_test_rows,
+               const std::vector<double>* k_self_values);
+  parallel::DistMatrix a;
+  const parallel::DistMatrix& test;
+  parallel::DistMatrix targets;
+  parallel::DistMatrix k_full;  ///< 0×0 unless the variance is wanted
+  const parallel::DistMatrix* k_test;
+  const std::vector<double>* k_self;
+};
+
+/// How the predictions are computed from a KernelSystem: fills report.predictions[i] (whose times are set)
+/// and the solver fields of `report`. Collective.
+class SolveStrategy {
+ public:
+  virtual ~SolveStrategy() = default;
+  virtual void solve(const KernelSystem& system, const SolveOptions& options, SolveReport& report) const = 0;
+};
+
+/// Dense direct solves on ScaLAPACK: Cholesky (pdpotrf/pdpotrs) for t = ∞, and one eigendecomposition
+/// (pdsyevr) shared by every finite t. Throws NumericalError when A is not positive definite at t = ∞.
+class DirectSolver final : public SolveStrategy {
+ public:
+  void solve(const KernelSystem& system, const SolveOptions& options, SolveReport& report) const override;
+};
+
+/// Solves for every time in options.times with `strategy`. Collective over the grid of `train`.
 /// Preconditions: train is N×N with its lower triangle valid (the upper part is ignored), test is M×N,
 /// both with the same block size and grid; y is the N×K row-major target matrix, replicated on every rank.
 /// For the NTK predictor pass Θ(X,X), Θ(X*,X); for the NNGP predictor pass K(X,X), K(X*,X).
@@ -61,7 +97,8 @@ struct SolveReport {
 [[nodiscard]] SolveReport predict(const parallel::DistMatrix& train, const parallel::DistMatrix& test, const std::vector<double>& y,
                                   std::int64_t k, const SolveOptions& options,
                                   const parallel::DistMatrix* k_train = nullptr, const parallel::DistMatrix* k_test = nullptr,
-                                  const std::vector<double>* k_self = nullptr);
+                                  const std::vector<double>* k_self = nullptr,
+                                  const SolveStrategy& strategy = DirectSolver{});
 
 /// g_t(λ) = (1 − e^{−ηλt})/λ computed as −expm1(−ηλt)/λ, = ηt at λ = 0; t = ∞ gives 1/λ. λ < 0 is treated as 0.
 [[nodiscard]] double flow_factor(double lambda, double eta, double t);
