@@ -1,4 +1,4 @@
-// Dual activations (MATH.md §4), one entry at a time: given the variances q1 = K(x,x), q2 = K(x',x')
+// Dual activations (docs/MATH.md §4), one entry at a time: given the variances q1 = K(x,x), q2 = K(x',x')
 // and the covariance c = K(x,x') of a centred Gaussian pair (u, v), return
 //   sigma     = E[φ(u) φ(v)]     (the post-activation NNGP),
 //   sigma_dot = E[φ'(u) φ'(v)]   (the factor applied to the NTK: Θ ← Σ̇ ⊙ Θ).
@@ -24,6 +24,15 @@ struct DualValue {
 /// becomes θ ≈ √ε, so unsnapped self-pairs (every entry (t,t) of K(x,x)) would carry ~1e-8 noise that
 /// depends on summation order. Snapping moves genuinely near-collinear entries by at most √(64ε)/(2π).
 inline constexpr double kCollinearSnap = 64 * 2.220446049250313e-16;
+
+/// Precision::mixed stores the covariance planes in float: c arrives with relative error up to
+/// u = 2⁻²⁴ ≈ 6.0e-8 while q1, q2 stay float64, so at a collinear entry (ρ = 1 exactly in float64) the
+/// computed ρ is 1 − δ with |δ| ≤ u, 1 − ρ² ≈ 2δ is far above kCollinearSnap, and θ = acos ρ ≈ √(2δ). Σ̇ =
+/// (π − θ)/(2π) there is therefore low by at most √(2u)/(2π) ≈ 5.5e-5 (1.1e-4 relative to Σ̇ = ½) per ReLU
+/// layer, while Σ carries only the float rounding of c itself (≤ u relative: the θ terms cancel to O(θ³)). Not snapped on purpose: a float-sized snap would move
+/// genuinely near-collinear entries by up to √(128u)/(2π) ≈ 4.4e-4 instead. Tested in
+/// mpi_tests/unit/test_dual.cpp (the bound holds and is attained to within a factor 2).
+inline constexpr double kMixedCollinearSigmaDotBound = 5.5e-5;  // ≥ √(2·2⁻²⁴)/(2π) = 5.49e-5
 
 /// ReLU arc-cosine kernel of degree 1 (Cho & Saul) in terms of the correlation ρ = c/√(q1 q2), clamped to
 /// [−1, 1] so that rounding can never leave the domain of acos:
