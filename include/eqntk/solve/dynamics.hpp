@@ -1,4 +1,4 @@
-// Infinite-width training dynamics under gradient flow on the MSE loss (MATH.md §6), on ScaLAPACK.
+// Infinite-width training dynamics under gradient flow on the MSE loss (docs/MATH.md §6), on ScaLAPACK.
 //
 //   μ_t(X*) = Θ* Θ⁻¹ (I − e^{−ηΘt}) Y,   Θ = Θ(X,X) + ridge·I (N×N),  Θ* = Θ(X*,X) (M×N),  Y (N×K).
 // t = ∞ is kernel regression by Cholesky (pdpotrf/pdpotrs); finite times share one eigendecomposition
