@@ -1,14 +1,15 @@
 // Shared pieces of the experiment drivers (tools/experiment_da.cpp, tools/experiment_classify.cpp).
 //
-// Kernels always come from the library (kernel::gram_matrices); this header only assembles them and
-// solves the small dense problems of MATH.md §6 with Eigen (and LAPACK's dsyevd) on one process:
+// Kernels and solves always come from the library: kernel::gram_matrices for the Gram matrices and
+// solve::predict (docs/MATH.md §6, the solver of `eqntk run`) on a one-process grid for
 //   μ_t(X*) = T* (T + λI)⁻¹ (I − e^{−η(T+λI)t}) Y,   t = ∞: T* (T + λI)⁻¹ Y (Cholesky),
-// with T the train Gram matrix (NTK Θ or NNGP K), T* the test rows, λ an absolute ridge (0 allowed).
-// Finite times share one eigendecomposition T + λI = V Λ Vᵀ (LAPACK dsyevd): μ_t = T* V diag(g_t(λ)) Vᵀ Y with
-// g_t(λ) = −expm1(−ηλt)/λ (→ ηt as λ → 0; λ < 0 is treated as 0, as eqntk run does).
+// with T the train Gram matrix (NTK Θ or NNGP K), T* the test rows, λ an absolute ridge (0 allowed); finite
+// times share one eigendecomposition. Subsets use the library's generator (io::seeded_permutation).
 //
 // Glossary: N train images, M test images, K classes (outputs), η learning rate, t training time.
 #pragma once
+
+#include <mpi.h>
 
 #include <Eigen/Dense>
 
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <stdexcept>
@@ -28,9 +30,8 @@
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/gram.hpp"
 #include "eqntk/kernel/image.hpp"
-
-extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
-                        double* work, const int* lwork, int* iwork, const int* liwork, int* info);
+#include "eqntk/parallel/dist_ops.hpp"
+#include "eqntk/solve/dynamics.hpp"
 
 namespace eqntk::tools {
 
@@ -142,33 +143,6 @@ inline Grams library_grams(const kernel::Network& net, const kernel::ImageSet& x
   return out;
 }
 
-/// g_t(λ) = (1 − e^{−ηλt})/λ, = ηt for λ ≤ 0, 1/λ at t = ∞ (MATH §6).
-inline double flow_factor(double lambda, double eta, double t) {
-  if (std::isinf(t)) return 1.0 / lambda;
-  if (lambda <= 0.0) return eta * t;
-  return -std::expm1(-eta * lambda * t) / lambda;
-}
-
-/// Eigenvalues (ascending) and eigenvectors (columns) of the symmetric matrix `a` (lower triangle used),
-/// by LAPACK's divide-and-conquer dsyevd (several times faster than Eigen's QR iteration at n ≥ 1000).
-/// Throws NumericalError when it fails.
-inline void symmetric_eigen(Eigen::MatrixXd a, Eigen::VectorXd& values, Eigen::MatrixXd& vectors) {
-  if (a.rows() > std::numeric_limits<int>::max() / 2) throw InvalidArgument("matrix too large for LAPACK");
-  const int n = static_cast<int>(a.rows());
-  values.resize(n);
-  int lwork = -1, liwork = -1, info = 0, iwork_query = 0;
-  double work_query = 0.0;
-  dsyevd_("V", "L", &n, a.data(), &n, values.data(), &work_query, &lwork, &iwork_query, &liwork, &info);
-  if (info != 0) throw NumericalError("dsyevd workspace query failed, info = " + std::to_string(info));
-  lwork = static_cast<int>(work_query);
-  liwork = iwork_query;
-  std::vector<double> work(static_cast<std::size_t>(lwork));
-  std::vector<int> iwork(static_cast<std::size_t>(liwork));
-  dsyevd_("V", "L", &n, a.data(), &n, values.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
-  if (info != 0) throw NumericalError("dsyevd failed, info = " + std::to_string(info));
-  vectors = std::move(a);
-}
-
 /// Result of solve(): one M×K prediction per time, and the spectrum of T + λI (finite times only).
 struct Solved {
   std::vector<Matrix> mean;  ///< empty for t = ∞ when T + λI is not positive definite and !strict
@@ -177,46 +151,70 @@ struct Solved {
   double lambda_max = std::numeric_limits<double>::quiet_NaN();
 };
 
-/// μ_t(X*) for every t in `times` (+∞ allowed), MATH §6 with absolute ridge `ridge` (in the
-/// inverse and in the exponent alike). train N×N symmetric, test M×N, y N×K.
+namespace detail {
+
+// The library's solver runs on ScaLAPACK: the experiment drivers (one process, no mpiexec) get a singleton
+// MPI job on first use, finalised at exit.
+inline void ensure_mpi() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized != 0) return;
+  int provided = 0;
+  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+  std::atexit([] {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized == 0) MPI_Finalize();
+  });
+}
+
+inline std::vector<double> row_major(const Eigen::Ref<const Matrix>& m) {
+  return std::vector<double>(m.data(), m.data() + m.size());
+}
+
+}  // namespace detail
+
+/// μ_t(X*) for every t in `times` (+∞ allowed), MATH §6 with absolute ridge `ridge` (in the inverse and in the
+/// exponent alike), by the library's solver (solve::predict: Cholesky for t = ∞, one eigendecomposition for
+/// the finite times) on a 1×1 process grid. train N×N symmetric, test M×N, y N×K.
 /// When T + λI is not positive definite (Cholesky fails) and t = ∞ is requested: throws NumericalError
 /// if `strict`, otherwise leaves that prediction empty and sets infinite_failed.
 inline Solved solve(const Matrix& train, const Matrix& test, const Matrix& y, const std::vector<double>& times,
                     double eta, double ridge, bool strict = true) {
-  const Eigen::Index n = train.rows();
-  Eigen::MatrixXd t = train;  // column-major copy for the factorisations
-  t.diagonal().array() += ridge;
+  detail::ensure_mpi();
+  const std::int64_t n = train.rows(), m = test.rows(), k = y.cols(), nb = 64;
+  const parallel::ProcessGrid grid(1, 1);
+  const parallel::DistMatrix t = parallel::distribute(grid, detail::row_major(train), n, n, nb);
+  const parallel::DistMatrix ts = parallel::distribute(grid, detail::row_major(test), m, n, nb);
+  const std::vector<double> targets = detail::row_major(y);
   Solved out;
   out.mean.resize(times.size());
-  bool finite = false;
-  for (std::size_t i = 0; i < times.size(); ++i) {
-    if (!std::isinf(times[i])) {
-      finite = true;
-      continue;
-    }
-    Eigen::LLT<Eigen::MatrixXd> llt(t);
-    if (llt.info() != Eigen::Success && !strict) {
+  for (const bool infinite : {true, false}) {
+    solve::SolveOptions opt;
+    opt.eta = eta;
+    opt.ridge = ridge;
+    opt.ridge_absolute = true;
+    opt.train_outputs = false;
+    std::vector<std::size_t> where;
+    for (std::size_t i = 0; i < times.size(); ++i)
+      if (std::isinf(times[i]) == infinite) {
+        opt.times.push_back(times[i]);
+        where.push_back(i);
+      }
+    if (opt.times.empty()) continue;
+    solve::SolveReport report;
+    try {
+      report = solve::predict(t, ts, targets, k, opt);
+    } catch (const NumericalError&) {
+      if (strict || !infinite) throw;
       out.infinite_failed = true;
       continue;
     }
-    if (llt.info() != Eigen::Success)
-      throw NumericalError("kernel matrix (" + std::to_string(n) + "x" + std::to_string(n) +
-                           ") + ridge is not positive definite: use a larger --ridge or finite times only");
-    out.mean[i] = test * llt.solve(Eigen::MatrixXd(y));
-  }
-  if (finite) {
-    Eigen::VectorXd lam;
-    Eigen::MatrixXd v;
-    symmetric_eigen(t, lam, v);
-    out.lambda_min = lam(0);
-    out.lambda_max = lam(n - 1);
-    const Eigen::MatrixXd tv = test * v;                // M×N
-    const Eigen::MatrixXd vy = v.transpose() * y;       // N×K
-    for (std::size_t i = 0; i < times.size(); ++i) {
-      if (std::isinf(times[i])) continue;
-      Eigen::VectorXd g(n);
-      for (Eigen::Index k = 0; k < n; ++k) g(k) = flow_factor(lam(k), eta, times[i]);
-      out.mean[i] = tv * (g.asDiagonal() * vy);
+    for (std::size_t p = 0; p < where.size(); ++p)
+      out.mean[where[p]] = Eigen::Map<const Matrix>(report.predictions[p].mean.data(), m, k);
+    if (!infinite) {
+      out.lambda_min = report.lambda_min;
+      out.lambda_max = report.lambda_max;
     }
   }
   return out;
