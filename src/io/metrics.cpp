@@ -24,6 +24,46 @@ Json numbers(const std::vector<double>& v) {
   return a;
 }
 
+// One value on one line, `"key": value` and `, ` separated: the layout the scripts of tools/ and jobs/ grep
+// (one result per line, each timings/build object on one line). Strings and numbers are the library's.
+std::string inline_text(const Json& j) {
+  std::string out;
+  if (j.is_object()) {
+    out += '{';
+    bool first = true;
+    for (const auto& [key, value] : j.items()) {
+      if (!first) out += ", ";
+      first = false;
+      out += Json(key).dump() + ": " + inline_text(value);
+    }
+    return out + '}';
+  }
+  if (j.is_array()) {
+    out += '[';
+    for (std::size_t i = 0; i < j.size(); ++i) out += (i > 0 ? ", " : "") + inline_text(j[i]);
+    return out + ']';
+  }
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);  // invalid UTF-8 is replaced, not refused
+}
+
+// Top-level members one per line; arrays of objects (results, solver) one element per line.
+std::string document_text(const Json& j) {
+  std::string out = "{\n";
+  std::size_t n = 0;
+  for (const auto& [key, value] : j.items()) {
+    out += "  " + Json(key).dump() + ": ";
+    if (value.is_array() && !value.empty() && value[0].is_object()) {
+      out += "[\n";
+      for (std::size_t i = 0; i < value.size(); ++i) out += "    " + inline_text(value[i]) + (i + 1 < value.size() ? ",\n" : "\n");
+      out += "  ]";
+    } else {
+      out += inline_text(value);
+    }
+    out += ++n < j.size() ? ",\n" : "\n";
+  }
+  return out + "}\n";
+}
+
 }  // namespace
 
 std::string metrics_json(const RunMetrics& m) {
@@ -89,8 +129,7 @@ std::string metrics_json(const RunMetrics& m) {
   j["timings_seconds"] = Json{{"load", number(m.seconds_load)},   {"self_chains", number(m.seconds_self_chains)},
                               {"build", number(m.seconds_build)}, {"solve", number(m.seconds_solve)},
                               {"write", number(m.seconds_write)}, {"total", number(m.seconds_total)}};
-  // Invalid UTF-8 in a user string (a path, the command line) is replaced rather than refused.
-  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  return document_text(j);
 }
 
 void write_metrics(const std::filesystem::path& path, const RunMetrics& m) {

@@ -54,7 +54,8 @@ struct RunMetrics {
          seconds_total = 0;
 };
 
-/// The JSON text of `m` (2-space indentation, members in the order above, trailing newline).
+/// The JSON text of `m`: members in the order above, one per line; each result and solver entry on one line,
+/// `"key": value` pairs separated by ", " (the layout tools/run_example.sh and the job scripts grep).
 [[nodiscard]] std::string metrics_json(const RunMetrics& m);
 
 /// Writes metrics_json(m) to `path` (a plain write; the caller passes a `.partial` path and commits it).
