@@ -186,7 +186,8 @@ void check_sizes(const RunConfig& c, std::int64_t n_train, std::int64_t n_test, 
   s.nb = c.nb;
   s.prows = prows;
   s.pcols = pcols;
-  s.eigensolver = std::any_of(c.times.begin(), c.times.end(), [](const TimePoint& t) { return std::isfinite(t.value); });
+  s.eigensolver =
+      std::any_of(c.times.begin(), c.times.end(), [](const TimePoint& t) { return std::isfinite(t.value); });
   s.save_kernels = c.save_kernels;
   parallel::check_size_limits(s);
 }

@@ -54,7 +54,8 @@ std::string document_text(const Json& j) {
     out += "  " + Json(key).dump() + ": ";
     if (value.is_array() && !value.empty() && value[0].is_object()) {
       out += "[\n";
-      for (std::size_t i = 0; i < value.size(); ++i) out += "    " + inline_text(value[i]) + (i + 1 < value.size() ? ",\n" : "\n");
+      for (std::size_t i = 0; i < value.size(); ++i)
+        out += "    " + inline_text(value[i]) + (i + 1 < value.size() ? ",\n" : "\n");
       out += "  ]";
     } else {
       out += inline_text(value);

@@ -47,8 +47,10 @@ GramPair dense_gram(KernelProblem& problem, bool symmetric, int threads) {
   // Self chains: set 0, then set 1 unless symmetric.
   const std::int64_t n_chains = n0 + (symmetric ? 0 : n_rows);
   parallel_for(n_chains, threads, [&](int t, std::int64_t k) {
-    if (k < n0) problem.prepare(*workers[static_cast<std::size_t>(t)], 0, k);
-    else problem.prepare(*workers[static_cast<std::size_t>(t)], 1, k - n0);
+    if (k < n0)
+      problem.prepare(*workers[static_cast<std::size_t>(t)], 0, k);
+    else
+      problem.prepare(*workers[static_cast<std::size_t>(t)], 1, k - n0);
   });
   GramPair g{n_rows, n0, std::vector<double>(static_cast<std::size_t>(n_rows * n0)), {}};
   g.ntk.resize(g.nngp.size());

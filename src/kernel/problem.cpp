@@ -5,7 +5,9 @@
 
 namespace eqntk::kernel {
 
-const char* instruction_set() { return detail::isa_name(detail::best_isa()); }
+const char* instruction_set() {
+  return detail::isa_name(detail::best_isa());
+}
 
 ImageItems::ImageItems(const Network& net, const ImageSet& train, const ImageSet& test, Precision precision)
     : net_(net), train_(train), test_(test), precision_(precision) {

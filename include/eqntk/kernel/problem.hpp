@@ -49,7 +49,8 @@ class KernelProblem {
   [[nodiscard]] virtual KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const = 0;
   /// out[p] = evaluate(worker, set, pairs[p].i, pairs[p].j) for every p (out.size() == pairs.size()). The
   /// default evaluates pair by pair; an executor that batches overrides it with the same values.
-  virtual void evaluate_batch(Worker& worker, int set, std::span<const PairIndex> pairs, std::span<KernelValue> out) const {
+  virtual void evaluate_batch(Worker& worker, int set, std::span<const PairIndex> pairs,
+                              std::span<KernelValue> out) const {
     for (std::size_t p = 0; p < pairs.size(); ++p) out[p] = evaluate(worker, set, pairs[p].i, pairs[p].j);
   }
   /// K and Θ of (item, item) of a prepared item.
@@ -134,7 +135,8 @@ class ImageItems {
 /// Images through the planar engine. Keeps references: net, train and test must outlive the problem.
 class ImageProblem final : public EngineProblem<ImageItems> {
  public:
-  ImageProblem(const Network& net, const ImageSet& train, const ImageSet& test, Precision precision = Precision::float64)
+  ImageProblem(const Network& net, const ImageSet& train, const ImageSet& test,
+               Precision precision = Precision::float64)
       : EngineProblem(ImageItems(net, train, test, precision)) {}
 };
 
