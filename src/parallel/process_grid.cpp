@@ -60,10 +60,9 @@ std::pair<int, int> ProcessGrid::parse_shape(std::string_view text, int nranks) 
 }
 
 DistMatrix::DistMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, std::int64_t nb) : grid_(&grid) {
-  constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
   if (m < 0 || n < 0) throw InvalidArgument("matrix dimensions must be non-negative");
   if (nb < 1) throw InvalidArgument("block size must be at least 1, got " + std::to_string(nb));
-  if (m > kIntMax || n > kIntMax || nb > kIntMax) throw InvalidArgument("matrix dimension exceeds the ScaLAPACK int range");
+  check_scalapack_sizes("a matrix", m, n, nb, grid.prows(), grid.pcols());
   rows_ = {m, nb, grid.prows()};
   cols_ = {n, nb, grid.pcols()};
   myrow_ = grid.myrow();
@@ -71,8 +70,6 @@ DistMatrix::DistMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, 
   local_rows_ = rows_.local_size(myrow_);
   local_cols_ = cols_.local_size(mycol_);
   const std::int64_t lld = std::max<std::int64_t>(1, local_rows_);
-  if (lld * std::max<std::int64_t>(1, local_cols_) > std::numeric_limits<std::int64_t>::max() / 8)
-    throw InvalidArgument("local matrix too large");
   local_.assign(static_cast<std::size_t>(lld * local_cols_), 0.0);
   const int im = static_cast<int>(m), in = static_cast<int>(n), inb = static_cast<int>(nb), zero = 0;
   const int ctx = grid.context(), illd = static_cast<int>(lld);

@@ -65,7 +65,13 @@ void eigen(DistMatrix& a, DistMatrix& z, std::vector<double>& w) {
   pdsyevr_("V", "A", "L", &n, a.data(), &one, &one, a.desc(), &vl, &vu, &il, &iu, &found, &found_vectors, w.data(),
            z.data(), &one, &one, z.desc(), &work_query, &lwork, &iwork_query, &liwork, &info);
   if (info != 0) throw Error("pdsyevr workspace query failed with info=" + std::to_string(info));
-  lwork = static_cast<int>(work_query * 1.2) + 4096;  // headroom: the query is tight on some versions
+  // Headroom: the query is tight on some versions. LWORK is an int in LP64 ScaLAPACK.
+  const double want = work_query * 1.2 + 4096;
+  if (!(want < static_cast<double>(std::numeric_limits<int>::max())))
+    throw InvalidArgument("the eigensolver (pdsyevr) of the " + std::to_string(n) + "x" + std::to_string(n) +
+                          " matrix needs " + std::to_string(static_cast<long long>(want)) +
+                          " workspace doubles per rank, more than ScaLAPACK's int allows: use more ranks");
+  lwork = static_cast<int>(want);
   liwork = iwork_query + 1024;
   std::vector<double> work(static_cast<std::size_t>(lwork));
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
