@@ -131,8 +131,9 @@ case "$case_name" in
     ;;
   time_limit)
     id="$(submit --time=1 --signal=B:USR1@50)"
-    # Each run gets the warning 10-40 s in (SLURM checks limits every 30 s) and resumes after a requeue.
-    for _ in 1 2 3 4 5 6; do
+    # Each run gets the warning 10-40 s in (SLURM checks limits every 30 s) and resumes after a requeue;
+    # on a busy machine that takes several rounds, each finishing more tiles.
+    for _ in $(seq 12); do
       wait_for 180 "job $id to finish or be requeued" finished_or_requeued "$id"
       finished "$id" && break
       release "$id"

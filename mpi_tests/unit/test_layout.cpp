@@ -97,7 +97,7 @@ TEST(Layout, BlockCyclicIndicesRoundTripAtAMillion) {
 TEST(Layout, ScalapackIntLimitsAreCheckedPerLocalMatrix) {
   // 10⁶ × 10⁶ in 64-blocks on 8×8: 15 625 blocks, 1954 of them on process row/column 0, so
   // (1954·64)² = 125 056² = 1.6·10¹⁰ local entries, past int indexing.
-  EXPECT_EQ(eqntk::parallel::max_local_elements(kMillion, kMillion, 64, 8, 8), std::int64_t{125'056} * 125'056);
+  EXPECT_EQ(eqntk::parallel::max_local_part(kMillion, kMillion, 64, 8, 8), std::int64_t{125'056} * 125'056);
   try {
     eqntk::parallel::check_scalapack_sizes("the training matrix", kMillion, kMillion, 64, 8, 8);
     FAIL() << "no error for 1.6e10 local entries";
@@ -108,7 +108,7 @@ TEST(Layout, ScalapackIntLimitsAreCheckedPerLocalMatrix) {
   }
   // On 32×32: 489 blocks on process 0, (489·64)² = 31 296² = 9.8·10⁸ < 2³¹: accepted.
   EXPECT_NO_THROW(eqntk::parallel::check_scalapack_sizes("the training matrix", kMillion, kMillion, 64, 32, 32));
-  EXPECT_LE(eqntk::parallel::max_local_elements(kMillion, kMillion, 64, 32, 32), kIntMax);
+  EXPECT_LE(eqntk::parallel::max_local_part(kMillion, kMillion, 64, 32, 32), kIntMax);
   EXPECT_THROW(eqntk::parallel::check_scalapack_sizes("a matrix", kIntMax + 1, 1, 1, 1, 1), eqntk::InvalidArgument);
 }
 
@@ -132,6 +132,35 @@ TEST(Layout, FileOffsetsOfAMillionSquaredMatrixAre64Bit) {
   EXPECT_EQ(eqntk::parallel::checkpoint_record_bytes(64, 64), 56 + 2 * 64 * 64 * 8);
   EXPECT_EQ(bytes, std::int64_t{122'078'125} * 65'592);
   EXPECT_GT(bytes, std::int64_t{1} << 40);
+}
+
+TEST(Layout, HeldImagesAreTheRowsAndColumnsOfTheOwnedTiles) {
+  // Every image a rank's tiles touch is held, and nothing else: compared with the tile enumeration.
+  const std::int64_t n = 23, m = 9, nb = 3;
+  for (const auto& [p, q] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 2}})
+    for (int r = 0; r < p; ++r)
+      for (int c = 0; c < q; ++c) {
+        std::vector<char> train(n, 0), test(m, 0);
+        for (std::int64_t i = 0; i < n; ++i)
+          for (std::int64_t j = 0; j <= i; ++j)
+            if ((i / nb) % p == r && (j / nb) % q == c) train[i] = train[j] = 1;
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j)
+            if ((i / nb) % p == r && (j / nb) % q == c) test[i] = train[j] = 1;
+        const auto held = eqntk::parallel::held_images(n, m, nb, p, q, r, c);
+        std::vector<std::int64_t> want_train, want_test;
+        for (std::int64_t i = 0; i < n; ++i)
+          if (train[i]) want_train.push_back(i);
+        for (std::int64_t i = 0; i < m; ++i)
+          if (test[i]) want_test.push_back(i);
+        EXPECT_EQ(held.train, want_train) << p << "x" << q << " @" << r << "," << c;
+        EXPECT_EQ(held.test, want_test) << p << "x" << q << " @" << r << "," << c;
+      }
+  // At a million training images in 15 625 blocks on 8×8, rank (0, 1) holds the row blocks 8, 16, …
+  // (block 0 has no owned column block at or left of it) and the column blocks 1, 9, …: 1953 + 1953
+  // blocks of 64 images, not 10⁶ images.
+  const auto big = eqntk::parallel::held_images(kMillion, 0, 64, 8, 8, 0, 1);
+  EXPECT_EQ(static_cast<std::int64_t>(big.train.size()), (1953 + 1953) * 64);
 }
 
 }  // namespace

@@ -41,6 +41,8 @@ std::string help_text() {
          "  mpirun -np P eqntk run --train-images A --train-labels B --test-images C --test-labels D\n"
          "      --arch ARCH --times inf,0.5,5 --kernel both --out DIR [--config run.ini] ...\n"
          "      Distributed kernels, predictions at every time t, metrics.json.\n"
+         "  eqntk plan --ranks P [the arguments of eqntk run]\n"
+         "      Sizes, per-rank memory and a calibrated estimate of core-hours and wall time, before sbatch.\n"
          "  eqntk --version\n\n"
          "Run `eqntk kernel --help` or `eqntk run --help` for every option.\n"
          "Architectures (MATH.md §9): comma-separated layers name[:key=value]..., e.g.\n"
@@ -92,6 +94,8 @@ int guarded(const std::function<int()>& body) {
     return report(e.what(), kExitInterrupted);
   } catch (const InvalidArgument& e) {
     return report(e.what(), kExitUsage);
+  } catch (const WriteError& e) {
+    return report(e.what(), kExitRuntime);  // an output failed while the job ran (disk full): runtime
   } catch (const IoError& e) {
     return report(e.what(), kExitUsage);
   } catch (const Error& e) {

@@ -8,8 +8,8 @@
 #include <limits>
 #include <string>
 
-#include "../parallel/scalapack.hpp"
 #include "eqntk/parallel/dist_ops.hpp"
+#include "eqntk/parallel/linalg.hpp"
 #include "eqntk/error.hpp"
 
 namespace eqntk::solve {
@@ -20,68 +20,16 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-DistMatrix transpose(const DistMatrix& a) {
-  DistMatrix t(a.grid(), a.cols(), a.rows(), a.block_size());
-  if (a.rows() > 0 && a.cols() > 0) {
-    const int m = static_cast<int>(a.cols()), n = static_cast<int>(a.rows()), one = 1;
-    const double alpha = 1.0, beta = 0.0;
-    pdtran_(&m, &n, &alpha, a.data(), &one, &one, a.desc(), &beta, t.data(), &one, &one, t.desc());
-  }
-  return t;
-}
-
-// Cholesky factor (lower) of `a` in place. info > 0 means the leading minor of that order is not
-// positive definite; ScaLAPACK returns the same info on every rank, so every rank throws together.
-void cholesky(DistMatrix& a) {
-  const int n = static_cast<int>(a.rows()), one = 1;
-  int info = 0;
-  pdpotrf_("L", &n, a.data(), &one, &one, a.desc(), &info);
-  if (info > 0)
+// Cholesky factor of the (ridged) training kernel, with the user's remedy in the message.
+void factor_training_kernel(DistMatrix& a) {
+  try {
+    parallel::cholesky(a);
+  } catch (const parallel::NotPositiveDefinite& e) {
     throw NumericalError("the training kernel matrix is not positive definite: its leading minor of order " +
-                         std::to_string(info) + " (of " + std::to_string(n) +
+                         std::to_string(e.minor()) + " (of " + std::to_string(e.order()) +
                          ") failed in Cholesky (pdpotrf); it is singular or not PSD to rounding -- retry with a small "
                          "ridge, e.g. --ridge 1e-8");
-  if (info < 0) throw Error("pdpotrf: illegal argument " + std::to_string(-info));
-}
-
-// Solves (L Lᵀ) X = B in place for the Cholesky factor L of cholesky().
-void cholesky_solve(const DistMatrix& l, DistMatrix& b) {
-  if (b.cols() == 0) return;
-  const int n = static_cast<int>(l.rows()), nrhs = static_cast<int>(b.cols()), one = 1;
-  int info = 0;
-  pdpotrs_("L", &n, &nrhs, l.data(), &one, &one, l.desc(), b.data(), &one, &one, b.desc(), &info);
-  if (info != 0) throw Error("pdpotrs: illegal argument " + std::to_string(-info));
-}
-
-// Eigendecomposition a = Z diag(w) Zᵀ (pdsyevr, MRRR, all eigenpairs, lower triangle; a is destroyed).
-void eigen(DistMatrix& a, DistMatrix& z, std::vector<double>& w) {
-  const int n = static_cast<int>(a.rows()), one = 1;
-  w.assign(static_cast<std::size_t>(n), 0.0);
-  int info = 0, lwork = -1, liwork = -1, found = 0, found_vectors = 0;
-  const double vl = 0, vu = 0;
-  const int il = 0, iu = 0;
-  double work_query = 0.0;
-  int iwork_query = 0;
-  pdsyevr_("V", "A", "L", &n, a.data(), &one, &one, a.desc(), &vl, &vu, &il, &iu, &found, &found_vectors, w.data(),
-           z.data(), &one, &one, z.desc(), &work_query, &lwork, &iwork_query, &liwork, &info);
-  if (info != 0) throw Error("pdsyevr workspace query failed with info=" + std::to_string(info));
-  // Headroom: the query is tight on some versions. LWORK is an int in LP64 ScaLAPACK.
-  const double want = work_query * 1.2 + 4096;
-  if (!(want < static_cast<double>(std::numeric_limits<int>::max())))
-    throw InvalidArgument("the eigensolver (pdsyevr) of the " + std::to_string(n) + "x" + std::to_string(n) +
-                          " matrix needs " + std::to_string(static_cast<long long>(want)) +
-                          " workspace doubles per rank, more than ScaLAPACK's int allows: use more ranks");
-  lwork = static_cast<int>(want);
-  liwork = iwork_query + 1024;
-  std::vector<double> work(static_cast<std::size_t>(lwork));
-  std::vector<int> iwork(static_cast<std::size_t>(liwork));
-  pdsyevr_("V", "A", "L", &n, a.data(), &one, &one, a.desc(), &vl, &vu, &il, &iu, &found, &found_vectors, w.data(),
-           z.data(), &one, &one, z.desc(), work.data(), &lwork, iwork.data(), &liwork, &info);
-  if (info > 0 || found != n || found_vectors != n)
-    throw NumericalError("pdsyevr computed " + std::to_string(found_vectors) + " of " + std::to_string(n) +
-                         " eigenvectors (info=" + std::to_string(info) +
-                         "): the kernel matrix may contain NaN/Inf or be badly scaled");
-  if (info < 0) throw Error("pdsyevr: illegal argument " + std::to_string(-info));
+  }
 }
 
 // Scales local row i of `a` by f[global row i].
@@ -149,9 +97,9 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
   if (any_inf) {
     auto t0 = Clock::now();
     DistMatrix l = a;
-    cholesky(l);
+    factor_training_kernel(l);
     DistMatrix alpha = targets;
-    cholesky_solve(l, alpha);
+    parallel::cholesky_solve(l, alpha);
     report.seconds_cholesky += seconds_since(t0);
     t0 = Clock::now();
     DistMatrix mu(grid, m, k, nb);
@@ -159,9 +107,9 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
     const std::vector<double> mean = parallel::replicate(mu);
     std::vector<double> var;
     if (options.variance) {
-      DistMatrix z = transpose(test);  // N×M
-      cholesky_solve(l, z);            // T⁻¹ T*ᵀ
-      var = ensemble_variance(transpose(z), k_full, *k_test, *k_self);
+      DistMatrix z = parallel::transpose(test);  // N×M
+      parallel::cholesky_solve(l, z);            // T⁻¹ T*ᵀ
+      var = ensemble_variance(parallel::transpose(z), k_full, *k_test, *k_self);
     }
     report.seconds_gemm += seconds_since(t0);
     for (auto& p : report.predictions)
@@ -176,7 +124,7 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
     DistMatrix work = a;
     DistMatrix z(grid, n, n, nb);
     std::vector<double> lambda;
-    eigen(work, z, lambda);
+    parallel::eigen_symmetric(work, z, lambda);
     report.seconds_eigen = seconds_since(t0);
     t0 = Clock::now();
     report.lambda_min = lambda.front();

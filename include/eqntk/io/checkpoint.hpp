@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace eqntk::io {
@@ -70,5 +72,24 @@ class Checkpoint {
 
 /// FNV-1a 64-bit hash, chainable: hash = fnv1a(bytes, n, hash).
 [[nodiscard]] std::uint64_t fnv1a(const void* bytes, std::size_t n, std::uint64_t hash = 1469598103934665603ULL);
+
+/// The identity of a checkpoint's inputs: FNV-1a over a text (architecture and options) and then the
+/// shape and values of every input array, in the order added. Two runs may share a checkpoint only when
+/// their fingerprints agree.
+///   Fingerprint f("lift:k=3,relu,gpool,dense");
+///   f.add({{1, 28, 28, 60000}}, train_pixels);
+///   f.add({{1, 28, 28, 10000}}, test_pixels);
+class Fingerprint {
+ public:
+  explicit Fingerprint(std::string_view identity) : hash_(fnv1a(identity.data(), identity.size())) {}
+  void add(std::span<const std::int64_t> shape, std::span<const double> values) {
+    hash_ = fnv1a(shape.data(), shape.size_bytes(), hash_);
+    hash_ = fnv1a(values.data(), values.size_bytes(), hash_);
+  }
+  [[nodiscard]] std::uint64_t value() const { return hash_; }
+
+ private:
+  std::uint64_t hash_;
+};
 
 }  // namespace eqntk::io

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "eqntk/error.hpp"
 
@@ -102,9 +103,45 @@ struct TileCounts {
   return owned_tiles(n_train, n_test, nb, 1, 1, 0, 0);
 }
 
+/// The global indices process `proc` owns in `d`, increasing (its rows or columns of a matrix).
+[[nodiscard]] inline std::vector<std::int64_t> owned_indices(const BlockCyclic1D& d, int proc) {
+  std::vector<std::int64_t> out;
+  out.reserve(static_cast<std::size_t>(d.local_size(proc)));
+  for (std::int64_t b = proc; b < d.blocks(); b += d.nprocs)
+    for (std::int64_t g = b * d.nb; g < b * d.nb + d.block_width(b); ++g) out.push_back(g);
+  return out;
+}
+
+/// The images process (myrow, mycol) of a prows×pcols grid needs in the Gram build of N training and M
+/// test images (block size nb): exactly the rows and columns of the tiles it owns (training images of its
+/// block rows and block columns, test images of its block rows), O(N/prows + N/pcols + M/prows) of them,
+/// increasing.
+struct HeldImages {
+  std::vector<std::int64_t> train, test;
+};
+[[nodiscard]] inline HeldImages held_images(std::int64_t n_train, std::int64_t n_test, std::int64_t nb, int prows,
+                                            int pcols, int myrow, int mycol) {
+  const BlockCyclic1D rows{n_train, nb, prows}, test_rows{n_test, nb, prows};
+  const std::int64_t blocks = rows.blocks();
+  // Training block bi is a row of an owned lower tile iff some owned column block bj ≤ bi exists
+  // (bi ≥ mycol); block bj is a column of one iff an owned test row block exists or some owned
+  // training row block bi ≥ bj does (the last owned one is ≥ bj).
+  const std::int64_t last_row_block = blocks - 1 - ((blocks - 1 - myrow) % prows + prows) % prows;
+  const bool test_rows_owned = test_rows.blocks() > myrow;
+  HeldImages h;
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const bool as_row = b % prows == myrow && b >= mycol;
+    const bool as_col = b % pcols == mycol && (test_rows_owned || (blocks > myrow && b <= last_row_block));
+    if (as_row || as_col)
+      for (std::int64_t g = b * nb; g < b * nb + rows.block_width(b); ++g) h.train.push_back(g);
+  }
+  h.test = owned_indices(test_rows, myrow);
+  return h;
+}
+
 /// Largest local part (elements) of an m×n matrix over the ranks of a prows×pcols grid, block size nb:
 /// the local part of process (0, 0), which owns the most rows and columns.
-[[nodiscard]] inline std::int64_t max_local_elements(std::int64_t m, std::int64_t n, std::int64_t nb, int prows, int pcols) {
+[[nodiscard]] inline std::int64_t max_local_part(std::int64_t m, std::int64_t n, std::int64_t nb, int prows, int pcols) {
   return BlockCyclic1D{m, nb, prows}.local_size(0) * BlockCyclic1D{n, nb, pcols}.local_size(0);
 }
 
@@ -117,7 +154,7 @@ inline void check_scalapack_sizes(const std::string& what, std::int64_t m, std::
   if (m > kIntMax || n > kIntMax || nb > kIntMax)
     throw InvalidArgument(what + " is " + std::to_string(m) + "x" + std::to_string(n) + " with block size " +
                           std::to_string(nb) + ": ScaLAPACK dimensions must be below 2^31");
-  const std::int64_t local = max_local_elements(m, n, nb, prows, pcols);
+  const std::int64_t local = max_local_part(m, n, nb, prows, pcols);
   if (local > kIntMax)
     throw InvalidArgument(what + " (" + std::to_string(m) + "x" + std::to_string(n) + ") on a " + std::to_string(prows) +
                           "x" + std::to_string(pcols) + " grid puts " + std::to_string(local) +
