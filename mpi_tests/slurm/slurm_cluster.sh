@@ -15,7 +15,19 @@ set -euo pipefail
 skip() { echo "SKIP: $*"; exit 77; }
 
 stop_cluster() {
-  local dir="$1" pidfile pid
+  local dir="$1" pidfile pid pids=""
+  # Jobs first: cancel them and wait for their steps to end, then end whatever step process slurmd
+  # still tracks (by pid, as it lists them), so that no job process outlives the cluster.
+  if [ -s "$dir/slurmctld.pid" ] && [ -f "$dir/slurm.conf" ]; then
+    export SLURM_CONF="$dir/slurm.conf"
+    pids="$(timeout 10 scontrol listpids 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ { print $1 }')" || true
+    timeout 10 scancel --full --quiet --user=root 2>/dev/null || true
+    for _ in $(seq 30); do
+      [ -z "$(timeout 5 squeue -h -t RUNNING,COMPLETING,PENDING,REQUEUED 2>/dev/null)" ] && break
+      sleep 0.5
+    done
+    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
+  fi
   for pidfile in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munged.pid"; do
     [ -s "$pidfile" ] || continue
     pid="$(cat "$pidfile")"
