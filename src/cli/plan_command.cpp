@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -196,6 +197,16 @@ int plan_images(const RunConfig& c, int ranks, int calibration_pairs) {
      << (finite_times ? "" : " (t = inf only: Cholesky needs none)") << "; total about "
      << mib(gram + solve + images + workspace) << " + the process itself\n";
   os << "[plan] checkpoint " << mib(checkpoint) << " (" << total.tiles << " records)\n";
+  // The limits the run would stop at (before any kernel is computed), reported here as warnings.
+  try {
+    parallel::check_scalapack_sizes("the training matrix", n, n, nb, prows, pcols);
+    parallel::check_scalapack_sizes("the test matrix", m, n, nb, prows, pcols);
+    if (workspace / 8 > static_cast<double>(std::numeric_limits<int>::max()))
+      throw InvalidArgument("the eigensolver workspace exceeds ScaLAPACK's int range: use more ranks");
+    os << "[plan] ScaLAPACK int limits: every local matrix and workspace fits\n";
+  } catch (const InvalidArgument& e) {
+    os << "[plan] warning: " << e.what() << "\n";
+  }
   os << "[plan] calibration on this node: " << cal.pairs << " pairs on " << cal.workers << " cores at once, "
      << fixed(cal.seconds_per_pair * 1e3, 3) << " ms per pair per core; " << cal.chains << " self chains, " << fixed(cal.seconds_per_chain * 1e3, 3)
      << " ms each; BLAS " << fixed(cal.blas_flops_per_second / 1e9, 2) << " GFLOP/s per core\n";
