@@ -1,0 +1,86 @@
+// The GPU executor of the planar kernel recursion (MATH.md §3–§5): NNGP and NTK of many image pairs per
+// kernel launch, on one OpenCL device (eqntk/gpu/device.hpp).
+//
+// It computes what kernel::PairKernel::evaluate computes, to rounding (≤ 1e-12 relative in the tests):
+// p4 networks on the 4-block representation B_Δ (one "slot" per pair and Δ), CNNs on one block, flatten
+// readouts on the same-position chain. Per batch of pairs the device holds the K and Θ blocks of every
+// slot; each spatial linear layer is two launches (pass A over a, pass B over b of MATH §5.3), the second
+// fused with the scale/bias, the NTK update, the following dual activation and, for the last layer, the
+// pooled sums (reduced in local memory). Host↔device traffic per batch: the batch's distinct images and
+// their variance maps in, two numbers per slot out.
+//
+// What stays on the host: the self chains (variance maps, SelfChain) are computed by the CPU engine
+// (kernel::PairKernel::self_chain) and passed in; the dense head (scalars per pair) runs on the host.
+// Layer kinds covered: lift/gconv/conv (k odd; same/valid/circular), relu/erf/id, gpool/gap/flatten,
+// dense heads with nonlinearities. Each window pass takes the slot's signed permutation of (a, b), so
+// other point groups only need their blocks listed (MATH §10: not yet wired).
+//
+// Results depend only on (network, pair, device): the same for any batch size or pair order.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "eqntk/gpu/device.hpp"
+#include "eqntk/kernel/gram.hpp"
+#include "eqntk/kernel/image.hpp"
+#include "eqntk/kernel/network.hpp"
+#include "eqntk/kernel/pair_kernel.hpp"
+
+namespace eqntk::gpu {
+
+/// One pair: both images with their self chains (from kernel::PairKernel::self_chain of the same network).
+/// Images are identified by their data pointer within one evaluate() call.
+struct PairRef {
+  kernel::ImageView x;
+  const kernel::SelfChain* sx = nullptr;
+  kernel::ImageView x2;
+  const kernel::SelfChain* sx2 = nullptr;
+};
+
+/// Floating-point work of one entry-layer of the device kernels, counted from kernels.cl.
+struct WorkPerEntryLayer {
+  double flops = 0.0;  ///< arithmetic operations (window sums of K and Θ, epilogue; duals excluded)
+  double bytes = 0.0;  ///< global-memory bytes read and written (no cache reuse assumed)
+};
+
+class PairExecutor {
+ public:
+  /// `max_batch` > 0 caps the pairs per batch; otherwise the batch is sized to ~60 % of the device
+  /// memory. `log` receives one line when the batch is reduced after the device ran out of memory.
+  /// Throws InvalidArgument for a network the executor cannot run, DeviceError when even one pair does
+  /// not fit in the device's memory.
+  PairExecutor(const kernel::Network& net, const Device& device, std::int64_t max_batch = 0,
+               std::function<void(const std::string&)> log = {});
+  ~PairExecutor();
+  PairExecutor(const PairExecutor&) = delete;
+  PairExecutor& operator=(const PairExecutor&) = delete;
+
+  /// K(x, x2), Θ(x, x2) of every pair, in order. Throws InvalidArgument on a shape mismatch or a missing
+  /// self chain, DeviceError on a device failure (out of memory at batch size 1 included).
+  [[nodiscard]] std::vector<kernel::KernelValue> evaluate(std::span<const PairRef> pairs);
+
+  /// Pairs per batch now (it shrinks after an out-of-memory retry).
+  [[nodiscard]] std::int64_t batch() const { return batch_; }
+  /// Work per entry-layer of a spatial layer on the 4-block path (window size q of the network's layers).
+  [[nodiscard]] static WorkPerEntryLayer work_per_entry_layer(int q);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::int64_t batch_ = 1;
+  std::function<void(const std::string&)> log_;
+};
+
+/// As kernel::gram_matrices, on the device: self chains by the CPU engine on `threads` threads, the pairs
+/// (i ≥ j only when symmetric, mirrored) in batches on the device. Precision is float64.
+[[nodiscard]] kernel::GramPair gram_matrices(const kernel::Network& net, const kernel::ImageSet& x1,
+                                             const kernel::ImageSet* x2, const Device& device, int threads = 1,
+                                             std::int64_t max_batch = 0,
+                                             const std::function<void(const std::string&)>& log = {});
+
+}  // namespace eqntk::gpu
