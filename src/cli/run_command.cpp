@@ -27,6 +27,7 @@
 #include "eqntk/parallel/gram_builder.hpp"
 #include "eqntk/parallel/npy_writer.hpp"
 #include "eqntk/error.hpp"
+#include "eqntk/gpu/problem.hpp"
 #include "eqntk/io/atomic_file.hpp"
 #include "eqntk/io/checkpoint.hpp"
 #include "eqntk/io/dataset.hpp"
@@ -61,6 +62,8 @@ struct RunConfig {
   std::int64_t nb = 32;
   int threads = 1;
   kernel::Precision precision = kernel::Precision::float64;
+  bool gpu = false;    // --device gpu: pairs on an OpenCL device (src/gpu)
+  int gpu_index = -1;  // --gpu-index; < 0: node-local rank mod device count
   double progress_interval = 3.0;
   io::ImageLayout layout = io::ImageLayout::nhwc;
   io::Preprocessing prep;
@@ -99,6 +102,10 @@ po::options_description run_options() {
       "threads", po::value<int>()->default_value(1), "OpenMP threads per rank (pairs of a tile)")(
       "precision", po::value<std::string>()->default_value("float64"),
       "float64, or mixed: float32 storage of the planar covariance blocks, float64 arithmetic")(
+      "device", po::value<std::string>()->default_value("cpu"),
+      "cpu, or gpu: each rank evaluates its tiles on one OpenCL device (float64, planar networks)")(
+      "gpu-index", po::value<int>()->default_value(-1),
+      "OpenCL device of each rank with --device gpu (default: node-local rank modulo the device count)")(
       "checkpoint", po::value<std::string>(), "directory for finished tiles (resume after interruption)")(
       "quiet", po::bool_switch(), "no progress lines")(
       "progress-interval", po::value<double>()->default_value(3.0), "seconds between progress lines")(
@@ -182,6 +189,12 @@ RunConfig read_config(const po::variables_map& vm) {
   if (precision != "float64" && precision != "mixed")
     throw InvalidArgument("--precision must be float64 or mixed, got '" + precision + "'");
   c.precision = precision == "mixed" ? kernel::Precision::mixed : kernel::Precision::float64;
+  const std::string device = vm["device"].as<std::string>();
+  if (device != "cpu" && device != "gpu") throw InvalidArgument("--device must be cpu or gpu, got '" + device + "'");
+  c.gpu = device == "gpu";
+  c.gpu_index = vm["gpu-index"].as<int>();
+  if (c.gpu && c.precision == kernel::Precision::mixed)
+    throw InvalidArgument("--precision mixed applies to --device cpu only; the GPU computes in float64");
   c.progress_interval = vm["progress-interval"].as<double>();
   if (!(c.progress_interval > 0)) throw InvalidArgument("--progress-interval must be positive");
   c.grid_text = vm["grid"].as<std::string>();
@@ -275,8 +288,10 @@ void bcast_set(io::LabeledSet& s) {
   bcast_vector(s.rotation, MPI_INT);
 }
 
-std::uint64_t fingerprint(const kernel::Architecture& arch, const io::Dataset& d, kernel::Precision precision) {
-  const std::string a = arch.canonical() + (precision == kernel::Precision::mixed ? " precision=mixed" : "");
+std::uint64_t fingerprint(const kernel::Architecture& arch, const io::Dataset& d, kernel::Precision precision, bool gpu) {
+  // GPU and CPU kernels agree to rounding only: a checkpoint resumes on the same kind of device.
+  const std::string a = arch.canonical() + (precision == kernel::Precision::mixed ? " precision=mixed" : "") +
+                        (gpu ? " device=gpu" : "");
   std::uint64_t h = io::fnv1a(a.data(), a.size());
   for (const auto* s : {&d.train.images, &d.test.images}) {
     const std::int64_t meta[4] = {s->shape.channels, s->shape.height, s->shape.width, s->count};
@@ -451,7 +466,8 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   const auto log = [&](const std::string& line) {
     if (!c.quiet) detail::print(line);
   };
-  detail::reject_image_flags({"downsample", "rotate-test", "augment", "layout", "precision"}, c.explicit_flags);
+  detail::reject_image_flags({"downsample", "rotate-test", "augment", "layout", "precision", "device", "gpu-index"},
+                             c.explicit_flags);
   const so3::Architecture arch = so3::Architecture::parse(c.arch_text);
   const auto [prows, pcols] = parallel::ProcessGrid::parse_shape(c.grid_text, detail::world_size());
   parallel::on_root([&] { check_output_dir(c); });
@@ -530,10 +546,27 @@ int run(const RunConfig& c, const std::vector<std::string>& args) {
 
   // Build.
   const parallel::BuildOptions bo = build_options(
-      c, fingerprint(arch, data, c.precision),
+      c, fingerprint(arch, data, c.precision, c.gpu),
       "arch " + arch.canonical() + ", " + std::to_string(n) + " train and " + std::to_string(m) + " test images");
-  kernel::ImageProblem problem(net, data.train.images, data.test.images, c.precision);
-  const parallel::GramMatrices g = parallel::build_gram(grid, problem, c.nb, bo);
+  std::unique_ptr<gpu::Device> device;
+  std::unique_ptr<kernel::KernelProblem> problem;
+  parallel::collectively([&] {  // a rank whose device fails stops every rank
+    if (!c.gpu) {
+      problem = std::make_unique<kernel::ImageProblem>(net, data.train.images, data.test.images, c.precision);
+      return;
+    }
+    MPI_Comm node = MPI_COMM_NULL;
+    gpu::DeviceOptions options;
+    options.index = c.gpu_index;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &options.local_rank);
+    MPI_Comm_free(&node);
+    device = std::make_unique<gpu::Device>(options);
+    problem = std::make_unique<gpu::ImageProblem>(net, data.train.images, data.test.images, *device,
+                                                  [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+  });
+  if (device) log("[gpu] rank 0 on OpenCL device '" + device->info().name + "'");
+  const parallel::GramMatrices g = parallel::build_gram(grid, *problem, c.nb, bo);
   Job job{data, g, arch.canonical(),
           "\"input_shape\": [" + std::to_string(net.input_shape().channels) + ", " +
               std::to_string(net.input_shape().height) + ", " + std::to_string(net.input_shape().width) + "]",

@@ -253,24 +253,35 @@ class Builder {
       }
     std::atomic<bool> abandoned{false};
     std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(opt_.threads)
-    for (std::size_t p = 0; p < todo.size(); ++p) {
-      if (abandoned.load(std::memory_order_relaxed) || stop_requested()) {
-        abandoned = true;
-        continue;
+    if (problem_.batched()) {  // an accelerator takes the whole tile (kernel/problem.hpp)
+      std::vector<std::pair<std::int64_t, std::int64_t>> ij;
+      for (const std::int64_t e : todo) ij.emplace_back(t.rect.r0 + e / t.rect.cols, t.rect.c0 + e % t.rect.cols);
+      std::vector<KernelValue> v(ij.size());
+      problem_.evaluate_batch(*workers_[0], t.rect.matrix, ij, v.data());
+      for (std::size_t p = 0; p < todo.size(); ++p) {
+        k[static_cast<std::size_t>(todo[p])] = v[p].nngp;
+        th[static_cast<std::size_t>(todo[p])] = v[p].ntk;
       }
-      try {
-        const std::int64_t e = todo[p];
-        const std::int64_t i = t.rect.r0 + e / t.rect.cols;
-        const std::int64_t j = t.rect.c0 + e % t.rect.cols;
-        const KernelValue v =
-            problem_.evaluate(*workers_[static_cast<std::size_t>(omp_get_thread_num())], t.rect.matrix, i, j);
-        k[static_cast<std::size_t>(e)] = v.nngp;
-        th[static_cast<std::size_t>(e)] = v.ntk;
-      } catch (...) {
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(opt_.threads)
+      for (std::size_t p = 0; p < todo.size(); ++p) {
+        if (abandoned.load(std::memory_order_relaxed) || stop_requested()) {
+          abandoned = true;
+          continue;
+        }
+        try {
+          const std::int64_t e = todo[p];
+          const std::int64_t i = t.rect.r0 + e / t.rect.cols;
+          const std::int64_t j = t.rect.c0 + e % t.rect.cols;
+          const KernelValue v =
+              problem_.evaluate(*workers_[static_cast<std::size_t>(omp_get_thread_num())], t.rect.matrix, i, j);
+          k[static_cast<std::size_t>(e)] = v.nngp;
+          th[static_cast<std::size_t>(e)] = v.ntk;
+        } catch (...) {
 #pragma omp critical
-        error = std::current_exception();
-        abandoned = true;
+          error = std::current_exception();
+          abandoned = true;
+        }
       }
     }
     if (error) std::rethrow_exception(error);

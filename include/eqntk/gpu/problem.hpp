@@ -1,0 +1,40 @@
+// Images through the GPU executor, as the distributed Gram builder sees them (kernel/problem.hpp):
+// self chains by the CPU engine on the builder's threads, the pairs of a tile in batches on the device.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eqntk/gpu/device.hpp"
+#include "eqntk/gpu/pair_executor.hpp"
+#include "eqntk/kernel/problem.hpp"
+
+namespace eqntk::gpu {
+
+class ImageProblem final : public kernel::KernelProblem {
+ public:
+  /// Keeps references: net, train, test and device must outlive the problem. Throws as PairExecutor.
+  ImageProblem(const kernel::Network& net, const kernel::ImageSet& train, const kernel::ImageSet& test,
+               const Device& device, std::function<void(const std::string&)> log = {});
+  ~ImageProblem() override;
+  [[nodiscard]] std::int64_t count(int set) const override { return set == 0 ? train_.count : test_.count; }
+  [[nodiscard]] std::unique_ptr<Worker> make_worker() const override;
+  void prepare(Worker& worker, int set, std::int64_t i) override;
+  [[nodiscard]] kernel::KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const override;
+  [[nodiscard]] kernel::KernelValue self(int set, std::int64_t i) const override;
+  [[nodiscard]] bool batched() const override { return true; }
+  void evaluate_batch(Worker& worker, int set, std::span<const std::pair<std::int64_t, std::int64_t>> ij,
+                      kernel::KernelValue* out) const override;
+
+ private:
+  const kernel::Network& net_;
+  const kernel::ImageSet& train_;
+  const kernel::ImageSet& test_;
+  std::unique_ptr<PairExecutor> executor_;  // used from one thread (batched()), hence callable from const
+  std::vector<kernel::SelfChain> chains_[2];
+};
+
+}  // namespace eqntk::gpu
