@@ -28,14 +28,16 @@
 // 64·DBL_EPSILON: kernel/dual.hpp kCollinearSnap.
 #define COLLINEAR_SNAP (64.0 * 2.220446049250313e-16)
 
-inline long wrap_index(long v, long n) {
+// Index arithmetic within one slot is in int (the host checks that a block has < 2^31 entries): 64-bit
+// division is slow on GPUs. Slot offsets are long.
+inline int wrap_index(int v, int n) {
   v %= n;
   return v < 0 ? v + n : v;
 }
 
 // Source coordinate o + off + move in [0, n): -1 when zero padding drops it, wrapped when circular.
-inline long source_index(long o, long off, long move, long n, int pad) {
-  long s = o + off + move;
+inline int source_index(int o, int off, int move, int n, int pad) {
+  int s = o + off + move;
   if (s < 0 || s >= n) s = pad == PAD_CIRCULAR ? wrap_index(s, n) : -1;
   return s;
 }
@@ -87,26 +89,29 @@ __kernel void pass_a(__global const double* in_k, __global const double* in_t, _
   const long slot = get_global_id(1);
   __global const int* info = slot_table + slot * SLOT_INTS;
   const int dv = info[2], sgn = info[3];
-  const long n0 = oh, n1 = iw, n2 = dv == 2 ? oh : ih, n3 = dv == 3 ? ow : iw;
-  const long e = get_global_id(0);
+  const int n0 = oh, n1 = iw, n2 = dv == 2 ? oh : ih, n3 = dv == 3 ? ow : iw;
+  const int e = (int)get_global_id(0);
   if (e >= n0 * n1 * n2 * n3) return;
-  long o[4];
+  int o[4];
   o[3] = e % n3;
-  o[2] = (e / n3) % n2;
-  o[1] = (e / (n3 * n2)) % n1;
-  o[0] = e / (n3 * n2 * n1);
-  const long off = pad == PAD_VALID ? p : 0;
+  int r = e / n3;
+  o[2] = r % n2;
+  r /= n2;
+  o[1] = r % n1;
+  o[0] = r / n1;
+  const int off = pad == PAD_VALID ? p : 0;
   double sk = 0.0, st = 0.0;
   if (from_images) {
-    const long plane = (long)ih * iw, isize = channels * plane;
+    const int plane = ih * iw;
+    const long isize = (long)channels * plane;
     __global const double* xa = images + (long)info[0] * isize;
     __global const double* xb = images + (long)info[1] * isize;
     const double inv_c = 1.0 / channels;
     for (int a = -p; a <= p; ++a) {
-      const long s0 = source_index(o[0], off, a, ih, pad);
-      long sv = source_index(o[dv], off, sgn * a, dv == 2 ? ih : iw, pad);
+      const int s0 = source_index(o[0], off, a, ih, pad);
+      const int sv = source_index(o[dv], off, sgn * a, dv == 2 ? ih : iw, pad);
       if (s0 < 0 || sv < 0) continue;
-      const long i2 = dv == 2 ? sv : o[2], j2 = dv == 3 ? sv : o[3];
+      const int i2 = dv == 2 ? sv : o[2], j2 = dv == 3 ? sv : o[3];
       double k0 = 0.0;
       for (int c = 0; c < channels; ++c) k0 += xa[c * plane + s0 * iw + o[1]] * xb[c * plane + i2 * iw + j2] * inv_c;
       sk += k0;
@@ -115,11 +120,11 @@ __kernel void pass_a(__global const double* in_k, __global const double* in_t, _
     __global const double* bk = in_k + slot * stride;
     __global const double* bt = in_t + slot * stride;
     for (int a = -p; a <= p; ++a) {
-      const long s0 = source_index(o[0], off, a, ih, pad);
-      const long sv = source_index(o[dv], off, sgn * a, dv == 2 ? ih : iw, pad);
+      const int s0 = source_index(o[0], off, a, ih, pad);
+      const int sv = source_index(o[dv], off, sgn * a, dv == 2 ? ih : iw, pad);
       if (s0 < 0 || sv < 0) continue;
-      const long i2 = dv == 2 ? sv : o[2], j2 = dv == 3 ? sv : o[3];
-      const long src = ((s0 * iw + o[1]) * ih + i2) * iw + j2;
+      const int i2 = dv == 2 ? sv : o[2], j2 = dv == 3 ? sv : o[3];
+      const int src = ((s0 * iw + o[1]) * ih + i2) * iw + j2;
       sk += bk[src];
       st += bt[src];
     }
@@ -143,27 +148,29 @@ __kernel void pass_b(__global const double* mid_k, __global const double* mid_t,
   __global const int* info = slot_table + slot * SLOT_INTS;
   const int dva = info[2], dv = info[4], sgn = info[5];
   // pass A's output dims (in) and this pass's (out)
-  const long m2 = dva == 2 ? oh : ih, m3 = dva == 3 ? ow : iw;
-  const long n = (long)oh * ow * oh * ow;
-  const long e = get_global_id(0);
+  const int m2 = dva == 2 ? oh : ih, m3 = dva == 3 ? ow : iw;
+  const int n = oh * ow * oh * ow;
+  const int e = (int)get_global_id(0);
   double k = 0.0, t = 0.0;
   if (e < n) {
-    long o[4];
+    int o[4];
     o[3] = e % ow;
-    o[2] = (e / ow) % oh;
-    o[1] = (e / ((long)ow * oh)) % ow;
-    o[0] = e / ((long)ow * oh * ow);
-    const long off = pad == PAD_VALID ? p : 0;
-    const long nv = dv == 2 ? m2 : m3;
+    int r = e / ow;
+    o[2] = r % oh;
+    r /= oh;
+    o[1] = r % ow;
+    o[0] = r / ow;
+    const int off = pad == PAD_VALID ? p : 0;
+    const int nv = dv == 2 ? m2 : m3;
     __global const double* bk = mid_k + slot * stride;
     __global const double* bt = mid_t + slot * stride;
     double sk = 0.0, st = 0.0;
     for (int b = -p; b <= p; ++b) {
-      const long s1 = source_index(o[1], off, b, iw, pad);
-      const long sv = source_index(o[dv], off, sgn * b, nv, pad);
+      const int s1 = source_index(o[1], off, b, iw, pad);
+      const int sv = source_index(o[dv], off, sgn * b, nv, pad);
       if (s1 < 0 || sv < 0) continue;
-      const long i2 = dv == 2 ? sv : o[2], j2 = dv == 3 ? sv : o[3];
-      const long src = ((o[0] * iw + s1) * m2 + i2) * m3 + j2;
+      const int i2 = dv == 2 ? sv : o[2], j2 = dv == 3 ? sv : o[3];
+      const int src = ((o[0] * iw + s1) * m2 + i2) * m3 + j2;
       sk += bk[src];
       if (!first) st += bt[src];
     }
@@ -223,15 +230,15 @@ __kernel void diag_layer(__global const double* in_k, __global const double* in_
   const long e = get_global_id(0);
   if (e >= (long)oh * ow) return;
   __global const int* info = slot_table + slot * SLOT_INTS;
-  const long i = e / ow, j = e % ow, off = pad == PAD_VALID ? p : 0;
+  const int i = (int)e / ow, j = (int)e % ow, off = pad == PAD_VALID ? p : 0;
   __global const double* bk = in_k + slot * stride;
   __global const double* bt = in_t + slot * stride;
   double sk = 0.0, st = 0.0;
   for (int a = -p; a <= p; ++a) {
-    const long si = source_index(i, off, a, ih, pad);
+    const int si = source_index(i, off, a, ih, pad);
     if (si < 0) continue;
     for (int b = -p; b <= p; ++b) {
-      const long sj = source_index(j, off, b, iw, pad);
+      const int sj = source_index(j, off, b, iw, pad);
       if (sj < 0) continue;
       sk += bk[si * iw + sj];
       st += bt[si * iw + sj];

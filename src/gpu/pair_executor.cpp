@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <limits>
 #include <type_traits>
 #include <unordered_map>
 
@@ -288,6 +289,9 @@ PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_
     w = st.w_out;
   }
   if (!m.diag && m.steps.empty()) throw InvalidArgument("GPU executor: a pooled network needs a spatial layer");
+  if (m.stride > std::numeric_limits<cl_int>::max())
+    throw InvalidArgument("GPU executor: a block of " + std::to_string(m.stride) +
+                          " entries exceeds the kernels' 32-bit index range (images up to 215x215 pixels)");
   if (!m.steps.empty()) m.steps.back().last = true;
   m.final_n = m.diag ? h * w : h * w * h * w;
   m.k_pass_a = dev.kernel("pass_a");
