@@ -118,11 +118,10 @@ INSTANTIATE_TEST_SUITE_P(AllLayers, GpuEquivalence,
 
 // ---- Symmetries on the device (MATH §5.2, §5.5).
 
-// Θ and K of (x, x2) on the device, self chains from the CPU engine.
+// Θ and K of (x, x2) on the device, self chains included.
 KernelValue device_pair(const Network& net, const Image& x, const Image& x2) {
-  PairKernel cpu(net);
-  const SelfChain sx = cpu.self_chain(x.view()), sx2 = cpu.self_chain(x2.view());
   PairExecutor exec(net, *device());
+  const SelfChain sx = exec.self_chain(x.view()), sx2 = exec.self_chain(x2.view());
   const PairRef pair{x.view(), &sx, x2.view(), &sx2};
   return exec.evaluate(std::span(&pair, 1))[0];
 }
@@ -136,7 +135,7 @@ TEST_P(GpuSymmetry, PooledP4KernelIsInvariantUnderAll16RotationPairs) {
   const Image x = eqntk::testing::gaussian_image({2, 7, 7}, 5), x2 = eqntk::testing::gaussian_image({2, 7, 7}, 6);
   const KernelValue base = device_pair(net, x, x2);
   // All 16 (r, s) in one batch: rotated images are distinct arrays.
-  PairKernel cpu(net);
+  PairExecutor exec(net, *device());
   std::vector<Image> rx, rx2;
   std::vector<SelfChain> cx, cx2;
   for (int r = 0; r < 4; ++r) {
@@ -144,13 +143,12 @@ TEST_P(GpuSymmetry, PooledP4KernelIsInvariantUnderAll16RotationPairs) {
     rx2.push_back(rot90(x2.view(), r));
   }
   for (int r = 0; r < 4; ++r) {
-    cx.push_back(cpu.self_chain(rx[static_cast<std::size_t>(r)].view()));
-    cx2.push_back(cpu.self_chain(rx2[static_cast<std::size_t>(r)].view()));
+    cx.push_back(exec.self_chain(rx[static_cast<std::size_t>(r)].view()));
+    cx2.push_back(exec.self_chain(rx2[static_cast<std::size_t>(r)].view()));
   }
   std::vector<PairRef> pairs;
   for (std::size_t r = 0; r < 4; ++r)
     for (std::size_t s = 0; s < 4; ++s) pairs.push_back({rx[r].view(), &cx[r], rx2[s].view(), &cx2[s]});
-  PairExecutor exec(net, *device());
   const auto v = exec.evaluate(pairs);
   for (std::size_t e = 0; e < v.size(); ++e) {
     SCOPED_TRACE("r = " + std::to_string(e / 4) + ", s = " + std::to_string(e % 4));
@@ -183,6 +181,32 @@ TEST_P(GpuSymmetry, GcnnEqualsOrbitAveragedCnn) {
 INSTANTIATE_TEST_SUITE_P(Paddings, GpuSymmetry, ::testing::Values(Padding::same, Padding::valid, Padding::circular),
                          [](const auto& p) { return std::string(to_string(p.param)); });
 
+// ---- Self chains on the device = the CPU engine's (variance maps, head variances, K(x, x)).
+
+TEST(GpuExecutor, SelfChainsMatchTheCpuEngine) {
+  REQUIRE_DEVICE();
+  for (const std::string text : {"lift:k=3:b=0.2,relu,gconv:k=5:pad=circular,erf,gpool,dense:b=0.3,relu,dense",
+                                 "conv:k=3:pad=valid,erf,conv:k=3,id,flatten,dense,erf,dense"}) {
+    SCOPED_TRACE(text);
+    const Network net(Architecture::parse(text), {2, 9, 9});
+    const Image x = eqntk::testing::gaussian_image({2, 9, 9}, 21);
+    PairKernel cpu(net);
+    PairExecutor exec(net, *device());
+    const SelfChain want = cpu.self_chain(x.view()), got = exec.self_chain(x.view());
+    ASSERT_EQ(got.var.size(), want.var.size());
+    int maps = 0;
+    for (std::size_t s = 0; s < want.var.size(); ++s) {
+      ASSERT_EQ(got.var[s].size(), want.var[s].size()) << "stage " << s;
+      maps += want.var[s].empty() ? 0 : 1;
+      for (std::size_t e = 0; e < want.var[s].size(); ++e) EXPECT_LE(rel(got.var[s][e], want.var[s][e]), kTol);
+      EXPECT_LE(rel(got.head_var[s], want.head_var[s]), kTol) << "stage " << s;
+    }
+    EXPECT_EQ(maps, 2);
+    EXPECT_LE(rel(got.self.nngp, want.self.nngp), kTol);
+    EXPECT_LE(rel(got.self.ntk, want.self.ntk), kTol);
+  }
+}
+
 // ---- Batching does not change a bit.
 
 TEST(GpuExecutor, ResultsAreBitwiseIndependentOfTheBatchSize) {
@@ -190,9 +214,9 @@ TEST(GpuExecutor, ResultsAreBitwiseIndependentOfTheBatchSize) {
   const InputShape shape{1, 6, 6};
   const Network net(Architecture::parse("lift:k=3,relu,gconv:k=3,relu,gpool,dense:b=0.2,relu,dense"), shape);
   const ImageSet x = image_set(shape, 5, 3);
-  const GramPair all = eqntk::gpu::gram_matrices(net, x, nullptr, *device(), 1, 0);
+  const GramPair all = eqntk::gpu::gram_matrices(net, x, nullptr, *device(), 0);
   for (const std::int64_t batch : {1, 2, 3}) {
-    const GramPair b = eqntk::gpu::gram_matrices(net, x, nullptr, *device(), 2, batch);
+    const GramPair b = eqntk::gpu::gram_matrices(net, x, nullptr, *device(), batch);
     EXPECT_EQ(b.nngp, all.nngp) << "batch " << batch;
     EXPECT_EQ(b.ntk, all.ntk) << "batch " << batch;
   }

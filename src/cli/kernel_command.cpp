@@ -167,7 +167,7 @@ int kernel_command(const std::vector<std::string>& args) {
         device_options.index = vm["gpu-index"].as<int>();
         const gpu::Device device(device_options);
         where = " on OpenCL device '" + device.info().name + "'";
-        g = gpu::gram_matrices(net, x1, two ? &x2 : nullptr, device, threads, 0,
+        g = gpu::gram_matrices(net, x1, two ? &x2 : nullptr, device, 0,
                                [](const std::string& line) { std::printf("%s\n", line.c_str()); });
       } else {
         g = kernel::gram_matrices(net, x1, two ? &x2 : nullptr, threads, precision);

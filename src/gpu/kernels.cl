@@ -220,12 +220,13 @@ __kernel void diag_input(__global double* k, __global double* t, __global const 
 
 // One conv-type layer on the diagonal: a q×q window sum of an h×w map (the window is C4-symmetric, so Δ
 // plays no role), K' = scale·S(K) + b2, Θ' = scale·S(Θ) + K', then the activation with the two images'
-// variance maps at the same position.
+// variance maps at the same position. record (self chains, image a = image b): the variances are K' itself,
+// and K' is written to the image's variance map instead of read from it (MATH §4: the diagonal recursion).
 __kernel void diag_layer(__global const double* in_k, __global const double* in_t, __global double* out_k,
-                         __global double* out_t, __global const int* slot_table, __global const double* var,
+                         __global double* out_t, __global const int* slot_table, __global double* var,
                          const long stride, const int ih, const int iw, const int oh, const int ow, const int p,
                          const int pad, const double scale, const double bias, const int act, const long var_stride,
-                         const long var_offset) {
+                         const long var_offset, const int record) {
   const long slot = get_global_id(1);
   const long e = get_global_id(0);
   if (e >= (long)oh * ow) return;
@@ -246,9 +247,10 @@ __kernel void diag_layer(__global const double* in_k, __global const double* in_
   }
   double k = scale * sk + bias;
   double t = scale * st + k;
+  if (record) var[info[0] * var_stride + var_offset + e] = k;
   if (act != ACT_NONE) {
-    const double q1 = var[info[0] * var_stride + var_offset + e];
-    const double q2 = var[info[1] * var_stride + var_offset + e];
+    const double q1 = record ? k : var[info[0] * var_stride + var_offset + e];
+    const double q2 = record ? k : var[info[1] * var_stride + var_offset + e];
     dual_entry(act, q1, q2, &k, &t);
   }
   out_k[slot * stride + e] = k;

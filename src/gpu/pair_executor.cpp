@@ -1,7 +1,5 @@
 #include "eqntk/gpu/pair_executor.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <exception>
 #include <limits>
@@ -64,8 +62,9 @@ std::size_t round_up(std::size_t n, std::size_t m) { return (n + m - 1) / m * m;
 struct Step {
   cl_int ih = 0, iw = 0, oh = 0, ow = 0, p = 0, pad = 0;
   cl_double scale = 1.0, bias = 0.0;
-  cl_int act = 0;          // activation fused into the layer's output
-  cl_long var_offset = 0;  // of that activation's variance map in an image's var record
+  cl_int act = 0;          // activation fused into the layer's output (0 also for id)
+  bool nonlinear = false;  // a nonlinearity (relu/erf/id) follows: its variance map is recorded
+  cl_long var_offset = 0;  // of that nonlinearity's variance map in an image's var record
   bool first = false;      // reads the images (Θ⁰ = 0)
   bool last = false;       // feeds the readout
 };
@@ -180,7 +179,7 @@ struct PairExecutor::Impl {
       launch(k_diag_input, static_cast<std::size_t>(h * w), slots, local_map);
       for (const Step& s : steps) {
         set_args(k_diag_layer, a_k, a_t, c_k, c_t, slot_table, var, st, s.ih, s.iw, s.oh, s.ow, s.p, s.pad, s.scale,
-                 s.bias, s.act, vs, s.var_offset);
+                 s.bias, s.act, vs, s.var_offset, cl_int{0});
         launch(k_diag_layer, static_cast<std::size_t>(s.oh) * static_cast<std::size_t>(s.ow), slots, local_map);
         std::swap(a_k, c_k);
         std::swap(a_t, c_t);
@@ -227,8 +226,43 @@ struct PairExecutor::Impl {
     }
   }
 
+  // The variance maps of image x (MATH §4: the same-position recursion of the pair (x, x), whose
+  // pre-activations are the variances), on the device, into sc.var.
+  void variance_maps(const kernel::ImageView& x, kernel::SelfChain& sc) {
+    const auto& shape = net.input_shape();
+    const auto& l = lines[0];
+    const cl_int table[kSlotInts] = {0, 0, l[0], l[1], l[2], l[3], 0, 0};
+    check(clEnqueueWriteBuffer(dev.queue, slot_table.get(), CL_TRUE, 0, sizeof table, table, 0, nullptr, nullptr),
+          "clEnqueueWriteBuffer");
+    check(clEnqueueWriteBuffer(dev.queue, images.get(), CL_TRUE, 0,
+                               static_cast<std::size_t>(shape.channels * shape.height * shape.width) * 8, x.data, 0,
+                               nullptr, nullptr),
+          "clEnqueueWriteBuffer");
+    const cl_long st = stride, vs = var_stride;
+    const cl_int h = static_cast<cl_int>(shape.height), w = static_cast<cl_int>(shape.width);
+    set_args(k_diag_input, a_k, a_t, slot_table, images, st, static_cast<cl_int>(shape.channels), h, w);
+    launch(k_diag_input, static_cast<std::size_t>(h * w), 1, local_map);
+    for (const Step& s : steps) {
+      set_args(k_diag_layer, a_k, a_t, c_k, c_t, slot_table, var, st, s.ih, s.iw, s.oh, s.ow, s.p, s.pad, s.scale,
+               s.bias, s.act, vs, s.var_offset, static_cast<cl_int>(s.nonlinear));
+      launch(k_diag_layer, static_cast<std::size_t>(s.oh) * static_cast<std::size_t>(s.ow), 1, local_map);
+      std::swap(a_k, c_k);
+      std::swap(a_t, c_t);
+    }
+    std::vector<double> record(static_cast<std::size_t>(std::max<std::int64_t>(var_stride, 1)));
+    check(clEnqueueReadBuffer(dev.queue, var.get(), CL_TRUE, 0, record.size() * 8, record.data(), 0, nullptr, nullptr),
+          "clEnqueueReadBuffer");
+    const auto& stages = net.stages();
+    for (std::size_t s = 0; s < stages.size(); ++s)
+      if (stages[s].spatial_nonlinearity())
+        sc.var[s].assign(record.begin() + var_offset[s],
+                         record.begin() + var_offset[s] + stages[s].h_in * stages[s].w_in);
+  }
+
   // The dense head on the host: the rule of kernel::PairKernel (MATH §3 dense, §4 head nonlinearities).
-  [[nodiscard]] KernelValue head(KernelValue v, const kernel::SelfChain& sx, const kernel::SelfChain& sx2) const {
+  // With `record` (the pair (x, x)) the head variances are the pre-activations themselves and are kept.
+  [[nodiscard]] KernelValue head(KernelValue v, const kernel::SelfChain& sx, const kernel::SelfChain& sx2,
+                                 kernel::SelfChain* record = nullptr) const {
     const auto& stages = net.stages();
     for (std::size_t s = net.readout_stage() + 1; s < stages.size(); ++s) {
       const Stage& st = stages[s];
@@ -236,7 +270,10 @@ struct PairExecutor::Impl {
         const double kn = st.w2 * v.nngp + st.b2;
         v = {kn, kn + st.w2 * v.ntk};
       } else if (kernel::is_nonlinearity(st.spec.kind)) {
-        const kernel::DualValue d = kernel::dual(st.spec.kind, sx.head_var[s], sx2.head_var[s], v.nngp);
+        if (record != nullptr) record->head_var[s] = v.nngp;
+        const double q1 = record != nullptr ? v.nngp : sx.head_var[s];
+        const double q2 = record != nullptr ? v.nngp : sx2.head_var[s];
+        const kernel::DualValue d = kernel::dual(st.spec.kind, q1, q2, v.nngp);
         v = {d.sigma, d.sigma_dot * v.ntk};
       }
     }
@@ -280,6 +317,7 @@ PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_
     step.first = st.in_state == kernel::StateKind::input;
     if (s + 1 < net.readout_stage() && stages[s + 1].spatial_nonlinearity()) {
       step.act = act_code(stages[s + 1].spec.kind);
+      step.nonlinear = true;
       step.var_offset = m.var_offset[s + 1];
     }
     const std::int64_t in_pixels = st.h_in * st.w_in;
@@ -339,25 +377,49 @@ std::vector<KernelValue> PairExecutor::evaluate(std::span<const PairRef> pairs) 
   std::size_t done = 0;
   while (done < pairs.size()) {
     const std::size_t n = std::min(pairs.size() - done, static_cast<std::size_t>(batch_));
-    try {
-      if (m.allocated < static_cast<std::int64_t>(n) || m.allocated > batch_) m.allocate(batch_);
-      m.run(pairs.subspan(done, n), out.data() + done);
-    } catch (const ClError& e) {
-      if (!out_of_memory(e.code)) throw;
-      clFinish(m.dev.queue);
-      if (batch_ == 1)
-        throw DeviceError("OpenCL device '" + m.dev.info.name + "' is out of memory even for one pair: " + e.what());
-      const std::int64_t smaller = std::max<std::int64_t>(1, batch_ / 2);
-      if (log_) log_("eqntk: the GPU ran out of memory with " + std::to_string(batch_) + " pairs per batch; using " +
-                     std::to_string(smaller));
-      batch_ = smaller;
-      m.allocated = 0;
-      continue;
-    }
+    if (!with_memory_retry([&] { m.run(pairs.subspan(done, n), out.data() + done); })) continue;
     for (std::size_t i = done; i < done + n; ++i) out[i] = m.head(out[i], *pairs[i].sx, *pairs[i].sx2);
     done += n;
   }
   return out;
+}
+
+bool PairExecutor::with_memory_retry(const std::function<void()>& work) {
+  Impl& m = *impl_;
+  try {
+    if (m.allocated != batch_) m.allocate(batch_);
+    work();
+    return true;
+  } catch (const ClError& e) {
+    if (!out_of_memory(e.code)) throw;
+    clFinish(m.dev.queue);
+    if (batch_ == 1)
+      throw DeviceError("OpenCL device '" + m.dev.info.name + "' is out of memory even for one pair: " + e.what());
+    const std::int64_t smaller = std::max<std::int64_t>(1, batch_ / 2);
+    if (log_) log_("eqntk: the GPU ran out of memory with " + std::to_string(batch_) + " pairs per batch; using " +
+                   std::to_string(smaller));
+    batch_ = smaller;
+    m.allocated = 0;
+    return false;
+  }
+}
+
+kernel::SelfChain PairExecutor::self_chain(const kernel::ImageView& x) {
+  Impl& m = *impl_;
+  if (!(x.shape() == m.net.input_shape()))
+    throw InvalidArgument("GPU executor: image shape does not match the network input");
+  kernel::SelfChain sc;
+  sc.var.resize(m.net.stages().size());
+  sc.head_var.assign(m.net.stages().size(), 0.0);
+  const PairRef self{x, &sc, x, &sc};
+  KernelValue pooled;
+  while (!with_memory_retry([&] {
+    m.variance_maps(x, sc);
+    m.run(std::span(&self, 1), &pooled);
+  })) {
+  }
+  sc.self = m.head(pooled, sc, sc, &sc);
+  return sc;
 }
 
 WorkPerEntryLayer PairExecutor::work_per_entry_layer(int q) {
@@ -369,34 +431,18 @@ WorkPerEntryLayer PairExecutor::work_per_entry_layer(int q) {
 }
 
 kernel::GramPair gram_matrices(const Network& net, const kernel::ImageSet& x1, const kernel::ImageSet* x2,
-                               const Device& device, int threads, std::int64_t max_batch,
+                               const Device& device, std::int64_t max_batch,
                                const std::function<void(const std::string&)>& log) {
   const bool symmetric = x2 == nullptr;
   const kernel::ImageSet& y = symmetric ? x1 : *x2;
   if (!(x1.shape == net.input_shape()) || !(y.shape == net.input_shape()))
     throw InvalidArgument("gram_matrices: image shape does not match the network input");
-  threads = std::max(1, threads);
-  // Self chains on the host (CPU engine).
-  std::vector<std::unique_ptr<kernel::PairKernel>> engines;
-  for (int t = 0; t < threads; ++t) engines.push_back(std::make_unique<kernel::PairKernel>(net));
-  std::vector<kernel::SelfChain> c1(static_cast<std::size_t>(x1.count)),
-      c2(symmetric ? 0 : static_cast<std::size_t>(y.count));
-  const std::int64_t n_chains = x1.count + (symmetric ? 0 : y.count);
-  std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (std::int64_t i = 0; i < n_chains; ++i) {
-    try {
-      kernel::PairKernel& e = *engines[static_cast<std::size_t>(omp_get_thread_num())];
-      if (i < x1.count) c1[static_cast<std::size_t>(i)] = e.self_chain(x1.view(i));
-      else c2[static_cast<std::size_t>(i - x1.count)] = e.self_chain(y.view(i - x1.count));
-    } catch (...) {
-#pragma omp critical
-      error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
-  const auto& cy = symmetric ? c1 : c2;
   PairExecutor exec(net, device, max_batch, log);
+  std::vector<kernel::SelfChain> c1, c2;
+  for (std::int64_t i = 0; i < x1.count; ++i) c1.push_back(exec.self_chain(x1.view(i)));
+  if (!symmetric)
+    for (std::int64_t i = 0; i < y.count; ++i) c2.push_back(exec.self_chain(y.view(i)));
+  const auto& cy = symmetric ? c1 : c2;
   kernel::GramPair g{x1.count, y.count, std::vector<double>(static_cast<std::size_t>(x1.count * y.count)), {}};
   g.ntk.resize(g.nngp.size());
   std::vector<PairRef> pairs;

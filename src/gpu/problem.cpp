@@ -2,13 +2,12 @@
 
 #include "eqntk/error.hpp"
 
+#include <mutex>
+
 namespace eqntk::gpu {
 namespace {
 
-struct CpuWorker final : kernel::KernelProblem::Worker {
-  explicit CpuWorker(const kernel::Network& net) : engine(net) {}
-  kernel::PairKernel engine;  // self chains only
-};
+struct NoWorker final : kernel::KernelProblem::Worker {};  // all state is in the device executor
 
 }  // namespace
 
@@ -24,12 +23,13 @@ ImageProblem::ImageProblem(const kernel::Network& net, const kernel::ImageSet& t
 ImageProblem::~ImageProblem() = default;
 
 std::unique_ptr<kernel::KernelProblem::Worker> ImageProblem::make_worker() const {
-  return std::make_unique<CpuWorker>(net_);
+  return std::make_unique<NoWorker>();
 }
 
-void ImageProblem::prepare(Worker& worker, int set, std::int64_t i) {
+void ImageProblem::prepare(Worker&, int set, std::int64_t i) {
   const kernel::ImageSet& images = set == 0 ? train_ : test_;
-  chains_[set][static_cast<std::size_t>(i)] = static_cast<CpuWorker&>(worker).engine.self_chain(images.view(i));
+  const std::lock_guard<std::mutex> lock(device_mutex_);  // the builder prepares on several threads
+  chains_[set][static_cast<std::size_t>(i)] = executor_->self_chain(images.view(i));
 }
 
 kernel::KernelValue ImageProblem::evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const {

@@ -9,8 +9,8 @@
 // pooled sums (reduced in local memory). Host↔device traffic per batch: the batch's distinct images and
 // their variance maps in, two numbers per slot out.
 //
-// What stays on the host: the self chains (variance maps, SelfChain) are computed by the CPU engine
-// (kernel::PairKernel::self_chain) and passed in; the dense head (scalars per pair) runs on the host.
+// Self chains (variance maps: the same-position recursion of (x, x); K(x, x) and the head variances) are
+// computed on the device too, one image at a time (self_chain). The dense head (scalars) runs on the host.
 // Layer kinds covered: lift/gconv/conv (k odd; same/valid/circular), relu/erf/id, gpool/gap/flatten,
 // dense heads with nonlinearities. Each window pass takes the slot's signed permutation of (a, b), so
 // other point groups only need their blocks listed (MATH §10: not yet wired).
@@ -64,6 +64,10 @@ class PairExecutor {
   /// self chain, DeviceError on a device failure (out of memory at batch size 1 included).
   [[nodiscard]] std::vector<kernel::KernelValue> evaluate(std::span<const PairRef> pairs);
 
+  /// The self chain of image x — variance maps, head variances, K(x, x) — on the device: what
+  /// kernel::PairKernel::self_chain computes, to rounding. Throws as evaluate().
+  [[nodiscard]] kernel::SelfChain self_chain(const kernel::ImageView& x);
+
   /// Pairs per batch now (it shrinks after an out-of-memory retry).
   [[nodiscard]] std::int64_t batch() const { return batch_; }
   /// Work per entry-layer of a spatial layer on the 4-block path (window size q of the network's layers).
@@ -71,15 +75,18 @@ class PairExecutor {
 
  private:
   struct Impl;
+  /// Runs `work` with buffers for batch_ pairs; on device out-of-memory halves batch_, says so and returns
+  /// false (the caller retries); throws DeviceError when batch_ is already 1.
+  bool with_memory_retry(const std::function<void()>& work);
   std::unique_ptr<Impl> impl_;
   std::int64_t batch_ = 1;
   std::function<void(const std::string&)> log_;
 };
 
-/// As kernel::gram_matrices, on the device: self chains by the CPU engine on `threads` threads, the pairs
-/// (i ≥ j only when symmetric, mirrored) in batches on the device. Precision is float64.
+/// As kernel::gram_matrices, on the device: self chains, then the pairs (i ≥ j only when symmetric,
+/// mirrored) in batches. Precision is float64.
 [[nodiscard]] kernel::GramPair gram_matrices(const kernel::Network& net, const kernel::ImageSet& x1,
-                                             const kernel::ImageSet* x2, const Device& device, int threads = 1,
+                                             const kernel::ImageSet* x2, const Device& device,
                                              std::int64_t max_batch = 0,
                                              const std::function<void(const std::string&)>& log = {});
 

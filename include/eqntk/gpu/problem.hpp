@@ -1,10 +1,11 @@
 // Images through the GPU executor, as the distributed Gram builder sees them (kernel/problem.hpp):
-// self chains by the CPU engine on the builder's threads, the pairs of a tile in batches on the device.
+// self chains and the pairs of a tile (in batches) on the device.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,8 @@ class ImageProblem final : public kernel::KernelProblem {
   const kernel::Network& net_;
   const kernel::ImageSet& train_;
   const kernel::ImageSet& test_;
-  std::unique_ptr<PairExecutor> executor_;  // used from one thread (batched()), hence callable from const
+  std::unique_ptr<PairExecutor> executor_;  // evaluate_batch runs on one thread (batched()); prepare locks
+  std::mutex device_mutex_;
   std::vector<kernel::SelfChain> chains_[2];
 };
 
