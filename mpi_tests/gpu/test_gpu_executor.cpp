@@ -116,6 +116,20 @@ INSTANTIATE_TEST_SUITE_P(AllLayers, GpuEquivalence,
                                             ::testing::Values(LayerKind::relu, LayerKind::erf, LayerKind::id)),
                          case_name);
 
+TEST(GpuExecutor, MatchesCpuEngineOnEdgeArchitectures) {
+  REQUIRE_DEVICE();
+  const InputShape shape{3, 7, 7};
+  const ImageSet x = image_set(shape, 3, 51);
+  for (const std::string text :
+       {"flatten,dense", "flatten,dense:b=0.5,erf,dense", "lift:k=3,gconv:k=5:pad=valid,gpool,dense",
+        "conv:k=1:w=2,relu,gap,dense:w=0.5,relu,dense:b=1", "lift:k=7:pad=circular,id,flatten,dense",
+        "conv:k=3,relu,conv:k=3,relu,conv:k=3:pad=valid,relu,conv:k=1,erf,gap,dense"}) {
+    SCOPED_TRACE(text);
+    const Network net(Architecture::parse(text), shape);
+    EXPECT_LE(max_rel(eqntk::gpu::gram_matrices(net, x, nullptr, *device()), gram_matrices(net, x, nullptr)), kTol);
+  }
+}
+
 // ---- Symmetries on the device (MATH §5.2, §5.5).
 
 // Θ and K of (x, x2) on the device, self chains included.

@@ -87,7 +87,7 @@ int kernel_command(const std::vector<std::string>& args) {
       "precision", po::value<std::string>()->default_value("float64"),
       "float64, or mixed: float32 storage of the covariance blocks, float64 arithmetic (planar networks)")(
       "device", po::value<std::string>()->default_value("cpu"),
-      "cpu, or gpu: the pairs on an OpenCL device (float64, planar networks; self chains on the CPU)")(
+      "cpu, or gpu: the kernels on an OpenCL device (float64, planar networks)")(
       "gpu-index", po::value<int>()->default_value(-1), "OpenCL device to use with --device gpu (default: the first)");
   detail::add_so3_options(desc, false);
   return detail::guarded([&]() -> int {
