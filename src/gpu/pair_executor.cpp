@@ -353,7 +353,10 @@ PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_
   const std::int64_t per_pair = m.pair_bytes();
   const auto by_memory = static_cast<std::int64_t>(0.6 * static_cast<double>(dev.info.global_mem)) / per_pair;
   const auto by_alloc = static_cast<std::int64_t>(dev.info.max_alloc) / (8 * m.slots_per_pair * m.stride);
-  batch_ = std::min(by_memory, by_alloc);
+  // Slots are the second NDRange dimension, one work-group row each: NVIDIA's OpenCL maps it onto a grid
+  // dimension of at most 65535 blocks.
+  const std::int64_t by_grid = 65535 / m.slots_per_pair;
+  batch_ = std::min({by_memory, by_alloc, by_grid});
   if (max_batch > 0) batch_ = std::min(batch_, max_batch);
   if (batch_ < 1)
     throw DeviceError("OpenCL device '" + dev.info.name + "' has too little memory for one pair of this network (" +
