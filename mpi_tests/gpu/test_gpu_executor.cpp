@@ -18,6 +18,7 @@
 #include "../support/fixtures.hpp"
 #include "eqntk/gpu/device.hpp"
 #include "eqntk/gpu/pair_executor.hpp"
+#include "eqntk/kernel/box.hpp"
 #include "eqntk/kernel/gram.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
@@ -219,6 +220,25 @@ TEST(GpuExecutor, SelfChainsMatchTheCpuEngine) {
     EXPECT_LE(rel(got.self.nngp, want.self.nngp), kTol);
     EXPECT_LE(rel(got.self.ntk, want.self.ntk), kTol);
   }
+}
+
+// ---- Window lines of a block from its matrix A_h (pure index algebra, no device needed).
+
+TEST(GpuWindowLines, RotationBlocksMoveTheLinesOfTheCpuEngine) {
+  for (int d = 0; d < 4; ++d) {
+    const auto want = box_lines(d);
+    EXPECT_EQ(eqntk::gpu::window_lines(eqntk::gpu::rotation_matrix(d)),
+              (eqntk::gpu::WindowLines{want[0].dv, want[0].sign, want[1].dv, want[1].sign}))
+        << "delta " << d;
+  }
+}
+
+TEST(GpuWindowLines, MirrorsAndTransposesAreSignedPermutations) {
+  using L = eqntk::gpu::WindowLines;
+  EXPECT_EQ(eqntk::gpu::window_lines({1, 0, 0, -1}), (L{2, 1, 3, -1}));  // M(a, b) = (a, −b)
+  EXPECT_EQ(eqntk::gpu::window_lines({0, 1, 1, 0}), (L{3, 1, 2, 1}));   // (a, b) ↦ (b, a)
+  EXPECT_THROW((void)eqntk::gpu::window_lines({1, 1, 0, 1}), eqntk::InvalidArgument);
+  EXPECT_THROW((void)eqntk::gpu::window_lines({1, 0, 1, 0}), eqntk::InvalidArgument);
 }
 
 // ---- Batching does not change a bit.

@@ -1,12 +1,12 @@
 #include "eqntk/gpu/pair_executor.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <limits>
 #include <type_traits>
 #include <unordered_map>
 
-#include "eqntk/kernel/box.hpp"
 #include "eqntk/kernel/dual.hpp"
 #include "opencl.hpp"
 
@@ -281,6 +281,27 @@ struct PairExecutor::Impl {
   }
 };
 
+WindowLines window_lines(const std::array<int, 4>& a) {
+  const auto column = [&](int c, int& dv, int& sign) {
+    const int di = a[static_cast<std::size_t>(c)], dj = a[static_cast<std::size_t>(2 + c)];
+    if (std::abs(di) + std::abs(dj) != 1) throw InvalidArgument("window_lines: not a signed permutation matrix");
+    dv = di != 0 ? 2 : 3;
+    sign = di + dj;
+  };
+  WindowLines l;
+  column(0, l.dv_a, l.sign_a);
+  column(1, l.dv_b, l.sign_b);
+  if (l.dv_a == l.dv_b) throw InvalidArgument("window_lines: not a signed permutation matrix");
+  return l;
+}
+
+std::array<int, 4> rotation_matrix(int delta) {
+  std::array<int, 4> m{1, 0, 0, 1};
+  for (int r = 0; r < ((delta % 4) + 4) % 4; ++r)  // R·m with R = {0, −1, 1, 0}
+    m = {-m[2], -m[3], m[0], m[1]};
+  return m;
+}
+
 PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_t max_batch,
                            std::function<void(const std::string&)> log)
     : impl_(std::make_unique<Impl>(net, device.state())), log_(std::move(log)) {
@@ -288,10 +309,9 @@ PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_
   DeviceState& dev = device.state();
   m.diag = net.diagonal_only();
   m.slots_per_pair = m.diag ? 1 : net.rotations();
-  for (int d = 0; d < m.slots_per_pair; ++d) {
-    // Columns of R^Δ: pass A moves t' along line[0], pass B along line[1] (kernel/box.hpp).
-    const auto l = kernel::box_lines(d);
-    m.lines.push_back({l[0].dv, l[0].sign, l[1].dv, l[1].sign});
+  for (int d = 0; d < m.slots_per_pair; ++d) {  // the blocks B_Δ of p4 (one, Δ = 0, for a CNN)
+    const WindowLines l = window_lines(rotation_matrix(d));
+    m.lines.push_back({l.dv_a, l.sign_a, l.dv_b, l.sign_b});
   }
   const auto& stages = net.stages();
   m.var_offset.assign(stages.size(), 0);
