@@ -146,4 +146,19 @@ TEST_F(GpuRun, ResumesFromACheckpointBitwiseAndRefusesACpuCheckpoint) {
   EXPECT_NE(c.err.find("was made for other data or another architecture"), std::string::npos) << c.err;
 }
 
+TEST_F(GpuRun, BadDeviceOptionsAreOneLineOnEveryRank) {
+  // Runs without an OpenCL device too: the options are checked before any device is opened.
+  for (const auto& [flags, needle] :
+       {std::pair{std::vector<std::string>{"--device", "tpu"}, std::string("--device must be cpu or gpu")},
+        std::pair{std::vector<std::string>{"--device", "gpu", "--precision", "mixed"},
+                  std::string("--precision mixed applies to --device cpu only")}}) {
+    const auto r = run(2, "bad", flags);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    const auto errors = eqntk::testing::lines_starting(r.err, "eqntk: error:");
+    ASSERT_EQ(errors.size(), 1u) << r.err;
+    EXPECT_NE(errors[0].find(needle), std::string::npos) << errors[0];
+    EXPECT_FALSE(fs::exists(dir_ / "bad"));
+  }
+}
+
 }  // namespace
