@@ -25,10 +25,18 @@ class NumericalError : public Error {
   using Error::Error;
 };
 
-/// A file could not be read, parsed, or written.
+/// A file given as input could not be read or parsed, or an output location is unusable before any work
+/// (a bad --out, an unwritable directory): bad usage or input, exit 2.
 class IoError : public Error {
  public:
   using Error::Error;
+};
+
+/// Writing an output or checkpoint failed while the job ran (disk full, quota, file-size limit, a vanished
+/// directory): a runtime failure, exit 1, though it is an I/O error.
+class WriteError : public IoError {
+ public:
+  using IoError::IoError;
 };
 
 }  // namespace eqntk

@@ -92,6 +92,8 @@ int guarded(const std::function<int()>& body) {
     return report(e.what(), kExitInterrupted);
   } catch (const InvalidArgument& e) {
     return report(e.what(), kExitUsage);
+  } catch (const WriteError& e) {
+    return report(e.what(), kExitRuntime);  // an output failed while the job ran (disk full): runtime
   } catch (const IoError& e) {
     return report(e.what(), kExitUsage);
   } catch (const Error& e) {

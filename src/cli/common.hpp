@@ -13,7 +13,7 @@ int world_rank();
 int world_size();
 
 /// Runs `body` and maps what it throws to an exit code, printing one line `eqntk: error: ...` on rank 0
-/// (InvalidArgument/IoError → 2, NumericalError/Error → 1, parallel::Interrupted → 3). eqntk errors are
+/// (InvalidArgument/IoError → 2, WriteError/NumericalError/Error → 1, parallel::Interrupted → 3). eqntk errors are
 /// raised collectively (every rank throws the same); anything else is a bug and aborts the job.
 int guarded(const std::function<int()>& body);
 

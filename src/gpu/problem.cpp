@@ -13,7 +13,11 @@ struct NoWorker final : kernel::KernelProblem::Worker {};  // all state is in th
 
 ImageProblem::ImageProblem(const kernel::Network& net, const kernel::ImageSet& train, const kernel::ImageSet& test,
                            const Device& device, std::function<void(const std::string&)> log)
-    : net_(net), train_(train), test_(test), executor_(std::make_unique<PairExecutor>(net, device, 0, std::move(log))) {
+    : net_(net),
+      train_(train),
+      test_(test),
+      executor_(std::make_unique<PairExecutor>(net, device, 0, std::move(log))),
+      precision_("float64 on OpenCL device '" + device.info().name + "'") {
   if (!(train.shape == net.input_shape()) || !(test.shape == net.input_shape()))
     throw InvalidArgument("image shapes do not match the network input");
   chains_[0].resize(static_cast<std::size_t>(train.count));

@@ -10,7 +10,7 @@
 namespace eqntk::parallel {
 namespace {
 
-enum ErrorCode : int { kError = 0, kInvalidArgument = 1, kNumerical = 2, kIo = 3 };
+enum ErrorCode : int { kError = 0, kInvalidArgument = 1, kNumerical = 2, kIo = 3, kWrite = 4 };
 
 void classify(const std::exception_ptr& e, int& code, std::string& message) {
   try {
@@ -20,6 +20,9 @@ void classify(const std::exception_ptr& e, int& code, std::string& message) {
     message = x.what();
   } catch (const NumericalError& x) {
     code = kNumerical;
+    message = x.what();
+  } catch (const WriteError& x) {
+    code = kWrite;
     message = x.what();
   } catch (const IoError& x) {
     code = kIo;
@@ -52,6 +55,7 @@ void agree_on_errors(const std::exception_ptr& local_error) {
     case kInvalidArgument: throw InvalidArgument(message);
     case kNumerical: throw NumericalError(message);
     case kIo: throw IoError(message);
+    case kWrite: throw WriteError(message);
     default: throw Error(message);
   }
 }

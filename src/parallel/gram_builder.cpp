@@ -14,6 +14,7 @@
 #include <numeric>
 
 #include "eqntk/parallel/collective.hpp"
+#include "eqntk/build_info.hpp"
 #include "eqntk/io/checkpoint.hpp"
 
 namespace eqntk::parallel {
@@ -105,14 +106,31 @@ class Builder {
 
   void open_checkpoint() {
     if (opt_.checkpoint_dir.empty()) return;
-    on_root([&] { io::Checkpoint::create_or_verify(opt_.checkpoint_dir, opt_.fingerprint, opt_.description); });
+    const io::CheckpointIdentity id{opt_.fingerprint, opt_.description, build::kVersion, kernel::instruction_set(),
+                                    problem_.precision()};
+    on_root([&] { io::Checkpoint::create_or_verify(opt_.checkpoint_dir, id); });
     // A run id unique to this run, chosen by rank 0, names the logs this run appends to.
     char run_id[64] = {};
     if (grid_.rank() == 0)
       std::snprintf(run_id, sizeof run_id, "%lld-%ld", static_cast<long long>(std::time(nullptr)),
                     static_cast<long>(::getpid()));
     MPI_Bcast(run_id, sizeof run_id, MPI_CHAR, 0, MPI_COMM_WORLD);
-    collectively([&] { checkpoint_ = std::make_unique<io::Checkpoint>(opt_.checkpoint_dir, run_id, grid_.rank()); });
+    // Only records that touch a block this rank owns are indexed (not every rank's records on every rank).
+    const auto wanted = [this](const io::TileRect& r) {
+      const DistMatrix& m = nngp(r.matrix);
+      return owns_any(m.row_dist(), grid_.myrow(), r.r0, r.rows) && owns_any(m.col_dist(), grid_.mycol(), r.c0, r.cols);
+    };
+    collectively([&] { checkpoint_ = std::make_unique<io::Checkpoint>(opt_.checkpoint_dir, run_id, grid_.rank(), wanted); });
+  }
+
+  // Whether process `proc` owns any index of [first, first + count) of a block-cyclic dimension.
+  static bool owns_any(const BlockCyclic1D& d, int proc, std::int64_t first, std::int64_t count) {
+    if (count <= 0 || first >= d.n) return false;
+    const std::int64_t b0 = std::max<std::int64_t>(first, 0) / d.nb, b1 = (std::min(first + count, d.n) - 1) / d.nb;
+    if (b1 - b0 + 1 >= d.nprocs) return true;  // spans a whole cycle of blocks
+    for (std::int64_t b = b0; b <= b1; ++b)
+      if (b % d.nprocs == proc) return true;
+    return false;
   }
 
   // Copies tile values (row-major buffers) into the local parts of the two matrices.

@@ -8,8 +8,8 @@
 #include <limits>
 #include <string>
 
-#include "../parallel/scalapack.hpp"
 #include "eqntk/parallel/dist_ops.hpp"
+#include "eqntk/parallel/linalg.hpp"
 #include "eqntk/error.hpp"
 
 namespace eqntk::solve {
@@ -20,62 +20,29 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-DistMatrix transpose(const DistMatrix& a) {
-  DistMatrix t(a.grid(), a.cols(), a.rows(), a.block_size());
-  if (a.rows() > 0 && a.cols() > 0) {
-    const int m = static_cast<int>(a.cols()), n = static_cast<int>(a.rows()), one = 1;
-    const double alpha = 1.0, beta = 0.0;
-    pdtran_(&m, &n, &alpha, a.data(), &one, &one, a.desc(), &beta, t.data(), &one, &one, t.desc());
-  }
-  return t;
-}
-
-// Cholesky factor (lower) of `a` in place. info > 0 means the leading minor of that order is not
-// positive definite; ScaLAPACK returns the same info on every rank, so every rank throws together.
-void cholesky(DistMatrix& a) {
-  const int n = static_cast<int>(a.rows()), one = 1;
-  int info = 0;
-  pdpotrf_("L", &n, a.data(), &one, &one, a.desc(), &info);
-  if (info > 0)
+// Cholesky factor of the (ridged) training kernel, with the user's remedy in the message.
+void factor_training_kernel(DistMatrix& a) {
+  try {
+    parallel::cholesky(a);
+  } catch (const parallel::NotPositiveDefinite& e) {
     throw NumericalError("the training kernel matrix is not positive definite: its leading minor of order " +
-                         std::to_string(info) + " (of " + std::to_string(n) +
+                         std::to_string(e.minor()) + " (of " + std::to_string(e.order()) +
                          ") failed in Cholesky (pdpotrf); it is singular or not PSD to rounding -- retry with a small "
                          "ridge, e.g. --ridge 1e-8");
-  if (info < 0) throw Error("pdpotrf: illegal argument " + std::to_string(-info));
+  }
 }
 
-// Solves (L Lᵀ) X = B in place for the Cholesky factor L of cholesky().
-void cholesky_solve(const DistMatrix& l, DistMatrix& b) {
-  if (b.cols() == 0) return;
-  const int n = static_cast<int>(l.rows()), nrhs = static_cast<int>(b.cols()), one = 1;
-  int info = 0;
-  pdpotrs_("L", &n, &nrhs, l.data(), &one, &one, l.desc(), b.data(), &one, &one, b.desc(), &info);
-  if (info != 0) throw Error("pdpotrs: illegal argument " + std::to_string(-info));
-}
+constexpr const char* kOverflowAdvice =
+    "the kernel overflowed or the inputs hold extreme values (check their scale, e.g. --standardize true); a ridge "
+    "does not help";
 
-// Eigendecomposition a = Z diag(w) Zᵀ (pdsyevr, MRRR, all eigenpairs, lower triangle; a is destroyed).
-void eigen(DistMatrix& a, DistMatrix& z, std::vector<double>& w) {
-  const int n = static_cast<int>(a.rows()), one = 1;
-  w.assign(static_cast<std::size_t>(n), 0.0);
-  int info = 0, lwork = -1, liwork = -1, found = 0, found_vectors = 0;
-  const double vl = 0, vu = 0;
-  const int il = 0, iu = 0;
-  double work_query = 0.0;
-  int iwork_query = 0;
-  pdsyevr_("V", "A", "L", &n, a.data(), &one, &one, a.desc(), &vl, &vu, &il, &iu, &found, &found_vectors, w.data(),
-           z.data(), &one, &one, z.desc(), &work_query, &lwork, &iwork_query, &liwork, &info);
-  if (info != 0) throw Error("pdsyevr workspace query failed with info=" + std::to_string(info));
-  lwork = static_cast<int>(work_query * 1.2) + 4096;  // headroom: the query is tight on some versions
-  liwork = iwork_query + 1024;
-  std::vector<double> work(static_cast<std::size_t>(lwork));
-  std::vector<int> iwork(static_cast<std::size_t>(liwork));
-  pdsyevr_("V", "A", "L", &n, a.data(), &one, &one, a.desc(), &vl, &vu, &il, &iu, &found, &found_vectors, w.data(),
-           z.data(), &one, &one, z.desc(), work.data(), &lwork, iwork.data(), &liwork, &info);
-  if (info > 0 || found != n || found_vectors != n)
-    throw NumericalError("pdsyevr computed " + std::to_string(found_vectors) + " of " + std::to_string(n) +
-                         " eigenvectors (info=" + std::to_string(info) +
-                         "): the kernel matrix may contain NaN/Inf or be badly scaled");
-  if (info < 0) throw Error("pdsyevr: illegal argument " + std::to_string(-info));
+// A NaN/Inf entry makes every factorisation fail in ways that look like an indefinite matrix: refused first,
+// with its own message (collective: the count is reduced over the ranks).
+void require_finite(const DistMatrix& a, bool lower_only, const std::string& what) {
+  const parallel::NonFinite bad = parallel::find_non_finite(a, lower_only);
+  if (bad.count > 0)
+    throw NumericalError("the " + what + " has " + std::to_string(bad.count) + " non-finite (NaN/Inf) entries, the first at (" +
+                         std::to_string(bad.row) + ", " + std::to_string(bad.col) + "): " + kOverflowAdvice);
 }
 
 // Scales local row i of `a` by f[global row i].
@@ -126,6 +93,15 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
     throw InvalidArgument("predict: the variance needs the NNGP matrices and self-kernels");
   if (n == 0) throw InvalidArgument("predict: no training points");
 
+  require_finite(train, true, "training kernel matrix (N x N)");
+  require_finite(test, false, "test kernel matrix (M x N)");
+  if (options.variance) {
+    require_finite(*k_train, true, "training NNGP matrix (N x N, for the variance)");
+    require_finite(*k_test, false, "test NNGP matrix (M x N, for the variance)");
+    if (!std::all_of(k_self->begin(), k_self->end(), [](double v) { return std::isfinite(v); }))
+      throw NumericalError("the test self-kernels K(x*, x*) contain NaN/Inf: " + std::string(kOverflowAdvice));
+  }
+
   const parallel::ProcessGrid& grid = train.grid();
   SolveReport report;
   report.ridge_added = options.ridge_absolute ? options.ridge : options.ridge * parallel::trace(train) / static_cast<double>(n);
@@ -143,9 +119,9 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
   if (any_inf) {
     auto t0 = Clock::now();
     DistMatrix l = a;
-    cholesky(l);
+    factor_training_kernel(l);
     DistMatrix alpha = targets;
-    cholesky_solve(l, alpha);
+    parallel::cholesky_solve(l, alpha);
     report.seconds_cholesky += seconds_since(t0);
     t0 = Clock::now();
     DistMatrix mu(grid, m, k, nb);
@@ -153,9 +129,9 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
     const std::vector<double> mean = parallel::replicate(mu);
     std::vector<double> var;
     if (options.variance) {
-      DistMatrix z = transpose(test);  // N×M
-      cholesky_solve(l, z);            // T⁻¹ T*ᵀ
-      var = ensemble_variance(transpose(z), k_full, *k_test, *k_self);
+      DistMatrix z = parallel::transpose(test);  // N×M
+      parallel::cholesky_solve(l, z);            // T⁻¹ T*ᵀ
+      var = ensemble_variance(parallel::transpose(z), k_full, *k_test, *k_self);
     }
     report.seconds_gemm += seconds_since(t0);
     for (auto& p : report.predictions)
@@ -170,7 +146,7 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
     DistMatrix work = a;
     DistMatrix z(grid, n, n, nb);
     std::vector<double> lambda;
-    eigen(work, z, lambda);
+    parallel::eigen_symmetric(work, z, lambda);
     report.seconds_eigen = seconds_since(t0);
     t0 = Clock::now();
     report.lambda_min = lambda.front();

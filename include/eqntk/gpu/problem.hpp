@@ -27,6 +27,9 @@ class ImageProblem final : public kernel::KernelProblem {
   [[nodiscard]] kernel::KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const override;
   [[nodiscard]] kernel::KernelValue self(int set, std::int64_t i) const override;
   [[nodiscard]] bool batched() const override { return true; }
+  /// "float64 on OpenCL device '<name>'": kernels are bitwise reproducible on the same device model only,
+  /// so a checkpoint resumes on the kind of device that wrote it.
+  [[nodiscard]] std::string precision() const override { return precision_; }
   void evaluate_batch(Worker& worker, int set, std::span<const std::pair<std::int64_t, std::int64_t>> ij,
                       kernel::KernelValue* out) const override;
 
@@ -37,6 +40,7 @@ class ImageProblem final : public kernel::KernelProblem {
   std::unique_ptr<PairExecutor> executor_;  // evaluate_batch runs on one thread (batched()); prepare locks
   std::mutex device_mutex_;
   std::vector<kernel::SelfChain> chains_[2];
+  std::string precision_;
 };
 
 }  // namespace eqntk::gpu

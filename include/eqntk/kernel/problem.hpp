@@ -44,7 +44,13 @@ class KernelProblem {
                               KernelValue* out) const {
     for (std::size_t p = 0; p < ij.size(); ++p) out[p] = evaluate(worker, set, ij[p].first, ij[p].second);
   }
+  /// The arithmetic of the stored intermediates, "float64" or "mixed" (part of a checkpoint's identity).
+  [[nodiscard]] virtual std::string precision() const { return "float64"; }
 };
+
+/// The instruction set every kernel engine of this process uses: "avx512", "avx2" or "baseline", the widest
+/// the CPU supports unless EQNTK_ISA narrows it (kernels of different sets differ in the last bits).
+[[nodiscard]] const char* instruction_set();
 
 /// Images through the planar engine (PairKernel).
 class ImageProblem final : public KernelProblem {
@@ -57,6 +63,9 @@ class ImageProblem final : public KernelProblem {
   void prepare(Worker& worker, int set, std::int64_t i) override;
   [[nodiscard]] KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const override;
   [[nodiscard]] KernelValue self(int set, std::int64_t i) const override;
+  [[nodiscard]] std::string precision() const override {
+    return precision_ == Precision::mixed ? "mixed" : "float64";
+  }
 
  private:
   const Network& net_;

@@ -8,7 +8,7 @@
 namespace eqntk::parallel {
 
 /// Collective over MPI_COMM_WORLD. If any rank passes a non-null error, every rank throws the error of
-/// the lowest such rank, with its message and type (InvalidArgument, NumericalError, IoError or Error;
+/// the lowest such rank, with its message and type (InvalidArgument, NumericalError, IoError, WriteError or Error;
 /// other exceptions become Error). Returns normally on every rank when no rank has an error.
 void agree_on_errors(const std::exception_ptr& local_error);
 
