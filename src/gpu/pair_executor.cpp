@@ -90,7 +90,6 @@ struct PairExecutor::Impl {
   // Device buffers for `allocated` pairs.
   std::int64_t allocated = 0;
   Buffer a_k, a_t, b_k, b_t, c_k, c_t, part_k, part_t, sum_k, sum_t, slot_table, images, var;
-  std::int64_t images_capacity = 0, var_capacity = 0;
 
   Impl(const Network& n, DeviceState& d) : net(n), dev(d) {}
   ~Impl() {
@@ -123,9 +122,9 @@ struct PairExecutor::Impl {
     sum_t = dev.buffer(bytes(slots));
     slot_table = dev.buffer(static_cast<std::size_t>(slots * kSlotInts) * sizeof(cl_int));
     const std::int64_t isize = net.input_shape().channels * net.input_shape().height * net.input_shape().width;
-    images_capacity = 2 * pairs;
-    images = dev.buffer(bytes(images_capacity * isize));
-    var = dev.buffer(bytes(images_capacity * std::max<std::int64_t>(var_stride, 1)));
+    const std::int64_t max_images = 2 * pairs;  // distinct images of a batch
+    images = dev.buffer(bytes(max_images * isize));
+    var = dev.buffer(bytes(max_images * std::max<std::int64_t>(var_stride, 1)));
     allocated = pairs;
   }
 
