@@ -18,7 +18,8 @@
 //       reference's O(q²)); --nt-benchmark: the neural-tangents README network (21 × [conv 3×3 same,
 //       relu], global average pooling, dense on 32×32×3), last line ms_per_entry=<t>; --so3: the SO(3)
 //       pair kernels at L = 6, 8, 16 (tools/so3_bench.cpp); --mixed: also Precision::mixed (float32
-//       storage), its speedup over float64 in the same run and its kernel error on 8 pairs.
+//       storage), its speedup over float64 in the same run and its kernel error on 8 pairs;
+//       --device gpu [--gpu-index I]: the OpenCL executor against the CPU engine (tools/gpu_bench.cpp).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -37,6 +38,7 @@ extern "C" void dgemm_(const char* ta, const char* tb, const int* m, const int* 
                        const int* ldc);
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 int so3_bench_main(double seconds_per_case);
+int gpu_bench_main(double seconds, int gpu_index);  // tools/gpu_bench.cpp
 
 namespace {
 
@@ -78,6 +80,8 @@ struct Args {
   bool nt = false;
   bool so3 = false;
   bool mixed = false;
+  bool gpu = false;
+  int gpu_index = -1;
 };
 
 Args parse(int argc, char** argv) {
@@ -106,10 +110,12 @@ Args parse(int argc, char** argv) {
       a.reference = false;
     } else if (k == "--so3") a.so3 = true;
     else if (k == "--mixed") a.mixed = true;
+    else if (k == "--device") a.gpu = next() == "gpu";
+    else if (k == "--gpu-index") a.gpu_index = std::stoi(next());
     else {
       std::printf(
           "usage: eqntk_bench [--arch A] [--size HW] [--channels C] [--seconds S] [--k5] [--nt-benchmark] [--so3]\n"
-          "                   [--mixed] [--no-reference] [--no-machine]\n");
+          "                   [--mixed] [--no-reference] [--no-machine] [--device cpu|gpu] [--gpu-index I]\n");
       std::exit(k == "--help" ? 0 : 2);
     }
   }
@@ -179,6 +185,7 @@ int main(int argc, char** argv) {
   eqntk::reexec_with_better_blas_core(argv);  // the DGEMM peak must be the CPU's, not a generic kernel's
   const Args args = parse(argc, argv);
   if (args.so3) return so3_bench_main(args.seconds / 3);
+  if (args.gpu) return gpu_bench_main(args.seconds, args.gpu_index);
   const Network net(Architecture::parse(args.arch), {args.channels, args.size, args.size});
   const Image x = random_image(net.input_shape(), 1), y = random_image(net.input_shape(), 2);
   const double hw = static_cast<double>(args.size) * args.size;

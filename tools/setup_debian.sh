@@ -11,6 +11,7 @@ packages=(build-essential cmake pkg-config git ca-certificates
           openmpi-bin libopenmpi-dev libscalapack-openmpi-dev libopenblas-dev
           libeigen3-dev libboost-program-options-dev libgtest-dev libgmock-dev
           zlib1g-dev libsleef-dev libfftw3-dev nlohmann-json3-dev slurm-wlm munge
+          ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
           dataset-fashion-mnist python3 python3-numpy python3-matplotlib time)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${packages[@]}"; exit 0; fi
 SUDO=""

@@ -461,6 +461,56 @@ TEST_P(RunCli, RejectsMissingArch) {
   expect_run_rejected(args({{"--arch", ""}}), {"--arch is required"});
 }
 
+// N = 80 272 tiny images on a 1×P grid: a rank's local block of the N×N matrix has more than 2³¹−1
+// elements (on 1×3 with nb = 32: 80 272 × 26 768). The limit is found at validation, on every rank, before
+// any kernel is evaluated: one line naming it, exit 2, nothing written, within seconds.
+TEST_P(RunCli, RejectsALocalBlockOverTheIntRangeBeforeAnyWork) {
+  constexpr std::int64_t kMany = 80272;
+  images_npy("many.npy", kMany, 2, 2, 1, 0.0);
+  labels_npy("many_labels.npy", kMany);
+  const std::string grid = "1x" + std::to_string(ranks());
+  expect_run_rejected(args({{"--train-images", path("many.npy").string()},
+                            {"--train-labels", path("many_labels.npy").string()},
+                            {"--test-images", path("many.npy").string()},
+                            {"--test-labels", path("many_labels.npy").string()},
+                            {"--arch", "conv:k=1,relu,gap,dense"},
+                            {"--block-size", "32"},
+                            {"--grid", grid}},
+                           {"--save-kernels"}),
+                      {"size limit", "local block", "2^31-1", "--save-kernels", grid});
+}
+
+// N = 80 000 on 1×3 (nb = 32): every local block fits (80 000 × 26 688 < 2³¹−1), but the eigensolver's
+// workspace for a finite time (about 1.2 × its local block plus O(N) terms) does not: rejected before work.
+TEST_P(RunCli, RejectsAnEigensolverWorkspaceOverTheIntRangeBeforeAnyWork) {
+  if (ranks() != 3) GTEST_SKIP() << "the local block itself is over the limit on fewer ranks";
+  constexpr std::int64_t kMany = 80000;
+  images_npy("many.npy", kMany, 2, 2, 1, 0.0);
+  labels_npy("many_labels.npy", kMany);
+  expect_run_rejected(args({{"--train-images", path("many.npy").string()},
+                            {"--train-labels", path("many_labels.npy").string()},
+                            {"--test-images", images_npy("few.npy", kTest, 2, 2).string()},
+                            {"--arch", "conv:k=1,relu,gap,dense"},
+                            {"--block-size", "32"},
+                            {"--times", "1"},
+                            {"--grid", "1x3"}}),
+                      {"size limit", "eigensolver", "2^31-1"});
+}
+
+// Pixel values around 1e160 overflow the kernel (their squares are over the double range): the Gram matrices
+// hold Inf/NaN, which must be reported as such before the solve -- a runtime failure (exit 1) with its own
+// message, not the "not positive definite, add a ridge" of an indefinite matrix.
+TEST_P(RunCli, OverflowingKernelsFailWithAFinitenessMessageNotARidgeHint) {
+  std::vector<double> huge(kTrain * 64);
+  for (std::size_t i = 0; i < huge.size(); ++i) huge[i] = 1e160 * (1.0 + 0.01 * static_cast<double>(i % 7));
+  array_npy("huge.npy", {kTrain, 8, 8, 1}, huge);
+  const auto a = args({{"--train-images", path("huge.npy").string()}, {"--standardize", "false"}});
+  expect_rejected(a, ranks(), kExitRuntime, {"non-finite (NaN/Inf)", "training kernel matrix", "a ridge does not help"});
+  const Result r = eqntk(a, ranks());
+  EXPECT_EQ(r.err.find("--ridge"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("leading minor"), std::string::npos) << r.err;
+}
+
 // Identical (all-zero) training images through `conv:k=1,gap,dense:b=2` give the kernel 4·11ᵀ exactly
 // (every entry σ_b² = 4, for the NNGP and the NTK alike), so Cholesky meets an exact zero pivot at
 // order 2 whatever the rank count and block size: a runtime failure (exit 1) that suggests --ridge.

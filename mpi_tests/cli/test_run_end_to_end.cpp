@@ -215,28 +215,43 @@ TEST_F(RunEndToEnd, MetricsJsonIsValidJsonWithEscapedCommandLine) {
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
 }
 
-// Entries held by complete records of the checkpoint logs, parsed independently of the program: a
-// record is a 56-byte header (magic "EQTILE01", int32 matrix, int32, int64 r0, c0, rows, cols, uint64)
-// followed by 2·rows·cols doubles; a record cut short is not counted. Train entries count once (i ≥ j).
+// FNV-1a 64, written here independently of the program.
+std::uint64_t fnv1a(const char* p, std::size_t n, std::uint64_t h = 1469598103934665603ULL) {
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(p[i]);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+// Entries held by complete, intact records of the checkpoint logs, parsed independently of the program
+// (format v2): a record is a 56-byte header (magic "EQTILE02", int32 matrix, int32, int64 r0, c0, rows,
+// cols, uint64 checksum) followed by 2·rows·cols doubles; the checksum is FNV-1a over the header's first 48
+// bytes and then the payload. A record cut short or with a wrong checksum is not counted. Train entries
+// count once (i ≥ j).
 std::int64_t checkpointed_entries(const fs::path& dir) {
   std::set<std::tuple<int, std::int64_t, std::int64_t>> entries;
   for (const auto& e : fs::directory_iterator(dir)) {
     if (e.path().extension() != ".log") continue;
     const std::string bytes = read_text(e.path());
     std::size_t pos = 0;
-    while (pos + 56 <= bytes.size() && bytes.compare(pos, 8, "EQTILE01") == 0) {
+    while (pos + 56 <= bytes.size() && bytes.compare(pos, 8, "EQTILE02") == 0) {
       std::int32_t matrix = 0;
       std::int64_t r0 = 0, c0 = 0, rows = 0, cols = 0;
+      std::uint64_t checksum = 0;
       std::memcpy(&matrix, bytes.data() + pos + 8, 4);
       std::memcpy(&r0, bytes.data() + pos + 16, 8);
       std::memcpy(&c0, bytes.data() + pos + 24, 8);
       std::memcpy(&rows, bytes.data() + pos + 32, 8);
       std::memcpy(&cols, bytes.data() + pos + 40, 8);
-      const std::size_t end = pos + 56 + static_cast<std::size_t>(2 * rows * cols * 8);
+      std::memcpy(&checksum, bytes.data() + pos + 48, 8);
+      const std::size_t payload = static_cast<std::size_t>(2 * rows * cols * 8);
+      const std::size_t end = pos + 56 + payload;
       if (end > bytes.size()) break;
-      for (std::int64_t i = r0; i < r0 + rows; ++i)
-        for (std::int64_t j = c0; j < c0 + cols; ++j)
-          if (matrix == 1 || i >= j) entries.emplace(matrix, i, j);
+      if (fnv1a(bytes.data() + pos + 56, payload, fnv1a(bytes.data() + pos, 48)) == checksum)
+        for (std::int64_t i = r0; i < r0 + rows; ++i)
+          for (std::int64_t j = c0; j < c0 + cols; ++j)
+            if (matrix == 1 || i >= j) entries.emplace(matrix, i, j);
       pos = end;
     }
   }
@@ -357,6 +372,40 @@ TEST_F(Resume, SigkillOfOneRankLosesOnlyTilesInFlight) {
         ::kill(ranks.back(), SIGKILL);
       },
       0, false);
+}
+
+// A checkpoint written by kernels of a narrower instruction set (EQNTK_ISA) is not silently mixed into a
+// run with another one: refused with one line naming both sets and the remedy; the same set resumes it.
+TEST_F(RunEndToEnd, CheckpointOfAnotherInstructionSetIsRefusedAndTheSameOneResumes) {
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  const std::string widest = avx512 ? "avx512" : avx2 ? "avx2" : "baseline";
+  std::vector<std::string> narrower;
+  if (widest != "baseline") narrower.push_back("baseline");
+  if (avx512) narrower.push_back("avx2");
+  if (narrower.empty()) GTEST_SKIP() << "the CPU supports no instruction set wider than baseline";
+  make_data(12, 4, 6);
+  for (const std::string& isa : narrower) {
+    const std::string ckpt = (dir_ / ("ckpt_" + isa)).string();
+    const std::vector<std::string> flags{"--times", "inf", "--quiet", "--checkpoint", ckpt, "--ridge", "1e-8"};
+    ::setenv("EQNTK_ISA", isa.c_str(), 1);
+    const auto a = run(2, "a_" + isa, flags);
+    ::unsetenv("EQNTK_ISA");
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    EXPECT_NE(read_text(fs::path(ckpt) / "manifest.txt").find("isa " + isa + "\n"), std::string::npos);
+    const auto b = run(2, "b_" + isa, flags);  // the default: the widest set
+    EXPECT_EQ(b.exit_code, 2) << b.err;
+    EXPECT_NE(b.err.find("written by the " + isa + " kernels and this run uses " + widest), std::string::npos) << b.err;
+    EXPECT_NE(b.err.find("EQNTK_ISA=" + isa), std::string::npos) << b.err;
+    EXPECT_FALSE(fs::exists(dir_ / ("b_" + isa)));
+    ::setenv("EQNTK_ISA", isa.c_str(), 1);
+    const auto c = run(2, "c_" + isa, flags);
+    ::unsetenv("EQNTK_ISA");
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    const std::string metrics = read_text(dir_ / ("c_" + isa) / "metrics.json");
+    EXPECT_EQ(json_int(metrics, "pairs_restored"), json_int(metrics, "pairs"));
+  }
 }
 
 }  // namespace

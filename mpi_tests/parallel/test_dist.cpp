@@ -20,6 +20,8 @@
 #include "eqntk/parallel/broadcast.hpp"
 #include "eqntk/parallel/dist_ops.hpp"
 #include "eqntk/parallel/gram_builder.hpp"
+#include "eqntk/parallel/linalg.hpp"
+#include "eqntk/parallel/size_limits.hpp"
 #include "eqntk/parallel/npy_writer.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/io/npy.hpp"
@@ -208,6 +210,76 @@ TEST(Solver, PredictionsAndVariancesMatchADenseEigenSolve) {
       EXPECT_LT(max_over_ranks(rel_diff(pr.variance, var)), 1e-8) << "variance t=" << pr.time;
     }
   }
+}
+
+// The size check's bound on pdsyevr's workspace covers what the eigensolver actually allocates (its own
+// query plus headroom), on every grid shape and block size tried; otherwise the check could pass a job
+// whose workspace then overflows int.
+TEST(SizeLimits, EigensolverWorkspaceBoundCoversTheQueriedAllocation) {
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  int failures = 0;
+  for (const std::int64_t n : {1, 7, 40, 131, 400, 1000})
+    for (const std::int64_t nb : {1, 4, 32}) {
+      parallel::DistMatrix a(grid, n, n, nb), z(grid, n, n, nb);
+      for (std::int64_t j = 0; j < a.local_cols(); ++j)
+        for (std::int64_t i = 0; i < a.local_rows(); ++i) a.local(i, j) = a.global_row(i) == a.global_col(j) ? 1.0 : 0.0;
+      const parallel::EigenWorkspace ws = parallel::eigen_workspace(a, z);
+      if (ws.lwork > parallel::eigen_workspace_bound(n, nb, p, q)) ++failures;
+    }
+  EXPECT_EQ(max_over_ranks(static_cast<double>(failures)), 0.0);
+}
+
+// The worked example of size_limits.hpp: 80 272 × 26 768 elements on process column 0 of a 1×3 grid.
+TEST(SizeLimits, LargestLocalBlockIsProcessZerosShare) {
+  EXPECT_EQ(parallel::max_local_elements(80272, 80272, 32, 1, 3), std::int64_t{80272} * 26768);
+  EXPECT_EQ(parallel::max_local_elements(10, 10, 3, 2, 2), std::int64_t{6} * 6);  // blocks 0 and 2 (of 0..3)
+  parallel::JobSizes s{80272, 10, 32, 1, 3, false, true};
+  EXPECT_THROW(parallel::check_size_limits(s), eqntk::InvalidArgument);
+  s.pcols = 4;  // 80 272 × 20 080 < 2³¹−1
+  EXPECT_NO_THROW(parallel::check_size_limits(s));
+}
+
+// ScaLAPACK's negative info names an argument (−i) or an entry of an array argument (−(100·i + j)); the
+// decoded message names it, and an illegal argument is a ScalapackError (a bug), never a numerical verdict
+// on the data such as "NaN/Inf".
+TEST(Linalg, IllegalArgumentsAreDecodedAndNotReportedAsNumerical) {
+  EXPECT_NE(parallel::describe_illegal_argument("pdsyevr", -4).find("illegal value in argument 4"), std::string::npos);
+  EXPECT_NE(parallel::describe_illegal_argument("pdsyevr", -1206).find("entry 6 of argument 12"), std::string::npos);
+  EXPECT_THROW((void)parallel::check_arguments("pdpotrf", -3), parallel::ScalapackError);
+  EXPECT_EQ(parallel::check_arguments("pdpotrf", 2), 2);
+  // A real illegal call: eigenvectors Z with another block size than A (pdsyevr requires them equal).
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  parallel::DistMatrix a(grid, 8, 8, 4), z(grid, 8, 8, 2);
+  std::vector<double> w;
+  std::string message;
+  try {
+    parallel::eigen_symmetric(a, z, w);
+  } catch (const parallel::ScalapackError& e) {
+    message = e.what();
+  } catch (const std::exception& e) {
+    message = std::string("wrong type: ") + e.what();
+  }
+  EXPECT_TRUE(all_ranks(message.find("illegal value") != std::string::npos && message.find("NaN") == std::string::npos))
+      << message;
+}
+
+// NaN and ±∞ are counted over every rank (only i ≥ j for a lower triangle) and the first is located.
+TEST(DistOps, NonFiniteEntriesAreCountedAndLocated) {
+  const auto [p, q] = parallel::ProcessGrid::near_square(eqntk::testing::size());
+  const parallel::ProcessGrid grid(p, q);
+  parallel::DistMatrix a(grid, 7, 5, 2);
+  for (std::int64_t lj = 0; lj < a.local_cols(); ++lj)
+    for (std::int64_t li = 0; li < a.local_rows(); ++li) {
+      const std::int64_t i = a.global_row(li), j = a.global_col(lj);
+      if ((i == 4 && j == 1) || (i == 6 && j == 3)) a.local(li, lj) = std::numeric_limits<double>::infinity();
+      if (i == 0 && j == 2) a.local(li, lj) = std::nan("");  // above the diagonal
+    }
+  const parallel::NonFinite all = parallel::find_non_finite(a, false);
+  EXPECT_TRUE(all_ranks(all.count == 3 && all.row == 4 && all.col == 1));
+  const parallel::NonFinite lower = parallel::find_non_finite(a, true);
+  EXPECT_TRUE(all_ranks(lower.count == 2 && lower.row == 4 && lower.col == 1));
 }
 
 TEST(Solver, KernelRegressionInterpolatesTheTrainingTargets) {

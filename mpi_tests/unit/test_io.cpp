@@ -21,6 +21,8 @@
 #include "eqntk/io/array.hpp"
 #include "eqntk/io/atomic_file.hpp"
 #include "eqntk/io/dataset.hpp"
+#include "eqntk/io/checkpoint.hpp"
+#include "eqntk/io/metrics.hpp"
 #include "eqntk/io/idx.hpp"
 #include "eqntk/io/npy.hpp"
 
@@ -933,4 +935,101 @@ TEST_F(ArrayRowsRead, LoadDatasetEqualsPrepareOfTheWholeFilesBitForBit) {
       EXPECT_EQ(g->rotation, w->rotation);
     }
   }
+// ---------------------------------------------------------------------------------------------------
+// Checkpoints (format v2) and metrics.json
+// ---------------------------------------------------------------------------------------------------
+
+class CheckpointV2 : public TempDir {
+ protected:
+  eqntk::io::CheckpointIdentity identity() const { return {42, "test data", "1.2.3", "avx2", "float64"}; }
+  // Message of the InvalidArgument create_or_verify throws for `other`, or "" when it accepts it.
+  std::string refusal(const eqntk::io::CheckpointIdentity& other) const {
+    try {
+      eqntk::io::Checkpoint::create_or_verify(dir_.string(), other);
+    } catch (const InvalidArgument& e) {
+      return e.what();
+    }
+    return "";
+  }
+};
+
+// Each field of the identity is checked, and the one line names what differs.
+TEST_F(CheckpointV2, ManifestRefusesEveryDifferenceNamingIt) {
+  eqntk::io::Checkpoint::create_or_verify(dir_.string(), identity());
+  EXPECT_EQ(refusal(identity()), "");
+  auto id = identity();
+  id.instruction_set = "avx512";
+  EXPECT_NE(refusal(id).find("written by the avx2 kernels and this run uses avx512"), std::string::npos) << refusal(id);
+  EXPECT_NE(refusal(id).find("EQNTK_ISA=avx2"), std::string::npos);
+  id = identity();
+  id.precision = "mixed";
+  EXPECT_NE(refusal(id).find("--precision float64 and this run uses mixed"), std::string::npos) << refusal(id);
+  id = identity();
+  id.eqntk_version = "1.2.4";
+  EXPECT_NE(refusal(id).find("eqntk 1.2.3 and this is eqntk 1.2.4"), std::string::npos) << refusal(id);
+  id = identity();
+  id.fingerprint = 43;
+  EXPECT_NE(refusal(id).find("other data or another architecture (test data"), std::string::npos) << refusal(id);
+}
+
+// A directory of the previous format is refused, not misread.
+TEST_F(CheckpointV2, RefusesAVersionOneManifest) {
+  write_file(path("manifest.txt"), "eqntk checkpoint v1\nfingerprint 000000000000002a\ndescribes x\n");
+  EXPECT_NE(refusal(identity()).find("has format v1 and this eqntk reads v2"), std::string::npos) << refusal(identity());
+}
+
+// The checksum covers the tile's coordinates: a record whose header was altered (r0 moved) is not restored
+// anywhere, while an intact one restores its values exactly.
+TEST_F(CheckpointV2, ChecksumCoversTheTileCoordinates) {
+  const std::vector<double> k{1, 2, 3, 4, 5, 6}, t{7, 8, 9, 10, 11, 12};
+  {
+    eqntk::io::Checkpoint c(dir_.string(), "run", 0);
+    c.append({1, 4, 2, 2, 3}, k.data(), t.data());
+  }
+  const auto restored = [&](std::int64_t r0) {
+    eqntk::io::Checkpoint c(dir_.string(), "reader", 1);
+    std::vector<double> kk(6, 0.0), tt(6, 0.0);
+    std::vector<char> mask(6, 0);
+    const std::int64_t n = c.restore({1, r0, 2, 2, 3}, kk.data(), tt.data(), mask);
+    return std::make_pair(n, kk == k && tt == t);
+  };
+  EXPECT_EQ(restored(4), std::make_pair(std::int64_t{6}, true));
+  // Move the record to r0 = 6 on disk (bytes 16..23 of its header).
+  const fs::path log = path("tiles-run-r0.log");
+  std::string bytes = read_file(log);
+  const std::int64_t moved = 6;
+  std::memcpy(bytes.data() + 16, &moved, 8);
+  write_file(log, bytes);
+  EXPECT_EQ(restored(6).first, 0);
+  EXPECT_EQ(restored(4).first, 0);
+}
+
+// Records for which `wanted` is false (another rank's entries) are not indexed.
+TEST_F(CheckpointV2, IndexesOnlyTheRecordsItIsAskedFor) {
+  const std::vector<double> v(4, 1.0);
+  {
+    eqntk::io::Checkpoint c(dir_.string(), "run", 0);
+    for (std::int64_t r0 = 0; r0 < 10; r0 += 2) c.append({0, r0, 0, 2, 2}, v.data(), v.data());
+  }
+  eqntk::io::Checkpoint all(dir_.string(), "reader", 1);
+  EXPECT_EQ(all.records_indexed(), 5);
+  eqntk::io::Checkpoint some(dir_.string(), "reader", 2, [](const eqntk::io::TileRect& r) { return r.r0 >= 6; });
+  EXPECT_EQ(some.records_indexed(), 2);
+}
+
+// metrics.json: NaN → null, ±∞ → strings, the input description embedded as JSON, strings escaped.
+TEST(Metrics, JsonEncodesNonFiniteNumbersAndEscapesStrings) {
+  eqntk::io::RunMetrics m;
+  m.command = "run --out a\"b\\c";
+  m.input_key = "input_shape";
+  m.input_json = "[1, 2, 3]";
+  m.results.push_back({"ntk", "inf", std::nan(""), 0.5, std::sqrt(0.5), 0.25, std::nan(""), std::nan(""),
+                       std::numeric_limits<double>::infinity(), 3});
+  const std::string j = eqntk::io::metrics_json(m);
+  EXPECT_NE(j.find("\"command\": \"run --out a\\\"b\\\\c\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"accuracy\": null"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"mean_variance\": \"inf\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"mse\": 0.5"), std::string::npos) << j;
+  m.input_json = "[1, 2";
+  EXPECT_THROW((void)eqntk::io::metrics_json(m), InvalidArgument);
 }

@@ -39,6 +39,8 @@ struct RunConfig {
   std::int64_t nb = 32;
   int threads = 1;
   kernel::Precision precision = kernel::Precision::float64;
+  bool gpu = false;    // --device gpu: pairs on an OpenCL device (src/gpu)
+  int gpu_index = -1;  // --gpu-index; < 0: node-local rank mod device count
   double progress_interval = 3.0;
   io::ImageLayout layout = io::ImageLayout::nhwc;
   io::Preprocessing prep;

@@ -1,4 +1,5 @@
 // `eqntk run`: the options and their validation (parse → validate; nothing heavy, nothing written).
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -7,6 +8,7 @@
 #include "common.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/parallel/collective.hpp"
+#include "eqntk/parallel/size_limits.hpp"
 #include "run.hpp"
 
 namespace eqntk::cli::detail {
@@ -76,6 +78,10 @@ po::options_description run_options() {
       "threads", po::value<int>()->default_value(1), "OpenMP threads per rank (pairs of a tile)")(
       "precision", po::value<std::string>()->default_value("float64"),
       "float64, or mixed: float32 storage of the planar covariance blocks, float64 arithmetic")(
+      "device", po::value<std::string>()->default_value("cpu"),
+      "cpu, or gpu: each rank evaluates its tiles on one OpenCL device (float64, planar networks)")(
+      "gpu-index", po::value<int>()->default_value(-1),
+      "OpenCL device of each rank with --device gpu (default: node-local rank modulo the device count)")(
       "checkpoint", po::value<std::string>(), "directory for finished tiles (resume after interruption)")(
       "quiet", po::bool_switch(), "no progress lines")("progress-interval", po::value<double>()->default_value(3.0),
                                                        "seconds between progress lines")(
@@ -131,6 +137,12 @@ RunConfig read_config(const po::variables_map& vm) {
   if (precision != "float64" && precision != "mixed")
     throw InvalidArgument("--precision must be float64 or mixed, got '" + precision + "'");
   c.precision = precision == "mixed" ? kernel::Precision::mixed : kernel::Precision::float64;
+  const std::string device = vm["device"].as<std::string>();
+  if (device != "cpu" && device != "gpu") throw InvalidArgument("--device must be cpu or gpu, got '" + device + "'");
+  c.gpu = device == "gpu";
+  c.gpu_index = vm["gpu-index"].as<int>();
+  if (c.gpu && c.precision == kernel::Precision::mixed)
+    throw InvalidArgument("--precision mixed applies to --device cpu only; the GPU computes in float64");
   c.progress_interval = vm["progress-interval"].as<double>();
   if (!(c.progress_interval > 0)) throw InvalidArgument("--progress-interval must be positive");
   c.grid_text = vm["grid"].as<std::string>();
@@ -175,6 +187,18 @@ std::vector<std::string> output_names(const RunConfig& c) {
     for (const char* n : {"theta_train.npy", "theta_test.npy", "nngp_train.npy", "nngp_test.npy"})
       names.emplace_back(n);
   return names;
+}
+
+void check_sizes(const RunConfig& c, std::int64_t n_train, std::int64_t n_test, int prows, int pcols) {
+  parallel::JobSizes s;
+  s.n_train = n_train;
+  s.n_test = n_test;
+  s.nb = c.nb;
+  s.prows = prows;
+  s.pcols = pcols;
+  s.eigensolver = std::any_of(c.times.begin(), c.times.end(), [](const TimePoint& t) { return std::isfinite(t.value); });
+  s.save_kernels = c.save_kernels;
+  parallel::check_size_limits(s);
 }
 
 bool parse_run(const std::vector<std::string>& args, RunConfig& config) {

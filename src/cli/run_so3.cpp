@@ -58,7 +58,8 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   const auto log = [&](const std::string& line) {
     if (!c.quiet) print(line);
   };
-  reject_image_flags({"downsample", "rotate-test", "augment", "layout", "precision"}, c.explicit_flags);
+  reject_image_flags({"downsample", "rotate-test", "augment", "layout", "precision", "device", "gpu-index"},
+                     c.explicit_flags);
   const so3::Architecture arch = so3::Architecture::parse(c.arch_text);
   const auto [prows, pcols] = parallel::ProcessGrid::parse_shape(c.grid_text, world_size());
   parallel::on_root([&] { io::check_output_dir(c.out, output_names(c), c.overwrite); });
@@ -70,6 +71,7 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   parallel::broadcast_dataset(data);
   broadcast_items(items);
   const double seconds_load = seconds_since(t0);
+  check_sizes(c, items.count(0), items.count(1), prows, pcols);  // before any heavy work, same verdict everywhere
   // The same verdict on every rank (e.g. --so3-grid below 2L-1).
   const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{grid_size(arch, items, c.so3), 0});
   std::unique_ptr<kernel::KernelProblem> problem;

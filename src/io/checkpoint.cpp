@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <map>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,7 +17,8 @@
 namespace eqntk::io {
 namespace {
 
-constexpr char kMagic[8] = {'E', 'Q', 'T', 'I', 'L', 'E', '0', '1'};
+constexpr char kMagic[8] = {'E', 'Q', 'T', 'I', 'L', 'E', '0', '2'};
+constexpr const char* kFormat = "eqntk checkpoint v2";
 
 struct RecordHeader {
   char magic[8];
@@ -24,6 +28,23 @@ struct RecordHeader {
   std::uint64_t checksum;
 };
 static_assert(sizeof(RecordHeader) == 56);
+constexpr std::size_t kCoveredHeader = offsetof(RecordHeader, checksum);  // magic .. cols: 48 bytes
+
+// The checksum of a record: its header up to the checksum (the tile's coordinates), then its payload.
+RecordHeader make_header(const TileRect& rect) {
+  RecordHeader h{};
+  std::memcpy(h.magic, kMagic, 8);
+  h.matrix = rect.matrix;
+  h.r0 = rect.r0;
+  h.c0 = rect.c0;
+  h.rows = rect.rows;
+  h.cols = rect.cols;
+  return h;
+}
+std::uint64_t header_hash(const TileRect& rect) {
+  const RecordHeader h = make_header(rect);
+  return fnv1a(&h, kCoveredHeader);
+}
 
 std::string fingerprint_hex(std::uint64_t f) {
   char buf[17];
@@ -42,37 +63,54 @@ std::uint64_t fnv1a(const void* bytes, std::size_t n, std::uint64_t hash) {
   return hash;
 }
 
-void Checkpoint::create_or_verify(const std::string& dir, std::uint64_t fingerprint, const std::string& description) {
+void Checkpoint::create_or_verify(const std::string& dir, const CheckpointIdentity& id) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) throw IoError("cannot create checkpoint directory '" + dir + "': " + ec.message());
+  if (ec || !fs::is_directory(dir)) throw WriteError("cannot create checkpoint directory '" + dir + "': " + ec.message());
   const std::string manifest = dir + "/manifest.txt";
-  const std::string want = "fingerprint " + fingerprint_hex(fingerprint);
+  const std::string fingerprint = fingerprint_hex(id.fingerprint);
   if (fs::exists(manifest)) {
     std::ifstream in(manifest);
-    std::string line, found, found_desc;
+    std::string format, line;
+    std::map<std::string, std::string> found;
+    std::getline(in, format);
     while (std::getline(in, line)) {
-      if (line.rfind("fingerprint ", 0) == 0) found = line;
-      if (line.rfind("describes ", 0) == 0) found_desc = line.substr(10);
+      const auto space = line.find(' ');
+      if (space != std::string::npos) found[line.substr(0, space)] = line.substr(space + 1);
     }
-    if (found.empty()) throw IoError("checkpoint manifest '" + manifest + "' is unreadable or corrupt");
-    if (found != want)
-      throw InvalidArgument("checkpoint '" + dir + "' was made for other data or another architecture (" + found_desc +
-                            "; this run: " + description + "): use a new --checkpoint directory");
+    if (format.rfind("eqntk checkpoint ", 0) != 0) throw IoError("checkpoint manifest '" + manifest + "' is unreadable or corrupt");
+    const std::string where = "checkpoint '" + dir + "' ";
+    if (format != kFormat)
+      throw InvalidArgument(where + "has format " + format.substr(17) + " and this eqntk reads v2: use a new --checkpoint directory");
+    if (found["eqntk_version"] != id.eqntk_version)
+      throw InvalidArgument(where + "was written by eqntk " + found["eqntk_version"] + " and this is eqntk " + id.eqntk_version +
+                            ": use a new --checkpoint directory");
+    if (found["isa"] != id.instruction_set)
+      throw InvalidArgument(where + "was written by the " + found["isa"] + " kernels and this run uses " + id.instruction_set +
+                            " (they differ in the last bits): rerun with EQNTK_ISA=" + found["isa"] +
+                            " or use a new --checkpoint directory");
+    if (found["precision"] != id.precision)
+      throw InvalidArgument(where + "was written with --precision " + found["precision"] + " and this run uses " +
+                            id.precision + ": use a new --checkpoint directory");
+    if (found["fingerprint"] != fingerprint)
+      throw InvalidArgument(where + "was made for other data or another architecture (" + found["describes"] +
+                            "; this run: " + id.description + "): use a new --checkpoint directory");
     return;
   }
   const std::string partial = manifest + ".partial";
   {
     std::ofstream out(partial);
-    out << "eqntk checkpoint v1\n" << want << "\ndescribes " << description << "\n";
-    if (!out) throw IoError("cannot write checkpoint manifest '" + partial + "'");
+    out << kFormat << "\neqntk_version " << id.eqntk_version << "\nisa " << id.instruction_set << "\nprecision "
+        << id.precision << "\nfingerprint " << fingerprint << "\ndescribes " << id.description << "\n";
+    if (!out) throw WriteError("cannot write checkpoint manifest '" + partial + "'");
   }
   fs::rename(partial, manifest, ec);
-  if (ec) throw IoError("cannot write checkpoint manifest '" + manifest + "': " + ec.message());
+  if (ec) throw WriteError("cannot write checkpoint manifest '" + manifest + "': " + ec.message());
 }
 
-Checkpoint::Checkpoint(std::string dir, const std::string& run_id, int rank) : dir_(std::move(dir)) {
+Checkpoint::Checkpoint(std::string dir, const std::string& run_id, int rank, std::function<bool(const TileRect&)> wanted)
+    : dir_(std::move(dir)) {
   namespace fs = std::filesystem;
   path_ = dir_ + "/tiles-" + run_id + "-r" + std::to_string(rank) + ".log";
   std::error_code ec;
@@ -84,16 +122,16 @@ Checkpoint::Checkpoint(std::string dir, const std::string& run_id, int rank) : d
   }
   if (ec) throw IoError("cannot list checkpoint directory '" + dir_ + "': " + ec.message());
   std::sort(logs.begin(), logs.end());
-  for (const auto& log : logs) index_file(log);
+  for (const auto& log : logs) index_file(log, wanted);
   log_ = std::fopen(path_.c_str(), "ab");
-  if (log_ == nullptr) throw IoError("cannot open checkpoint log '" + path_ + "' for writing: " + std::strerror(errno));
+  if (log_ == nullptr) throw WriteError("cannot open checkpoint log '" + path_ + "' for writing: " + std::strerror(errno));
 }
 
 Checkpoint::~Checkpoint() {
   if (log_ != nullptr) std::fclose(log_);
 }
 
-void Checkpoint::index_file(const std::string& path) {
+void Checkpoint::index_file(const std::string& path, const std::function<bool(const TileRect&)>& wanted) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return;
   // Offsets as off_t (64-bit): a log of a large run passes 2 GB.
@@ -108,7 +146,9 @@ void Checkpoint::index_file(const std::string& path) {
     const std::int64_t payload = 2 * h.rows * h.cols * static_cast<std::int64_t>(sizeof(double));
     const std::int64_t start = pos + static_cast<std::int64_t>(sizeof h);
     if (start + payload > size) break;  // cut short by a kill: ignore it and anything after it
+    pos = start + payload;
     Record r{TileRect{h.matrix, h.r0, h.c0, h.rows, h.cols}, path, start, h.checksum};
+    if (wanted && !wanted(r.rect)) continue;  // another rank's entries: not indexed here
     auto& row = index_[h.matrix][h.r0];
     row.insert(std::upper_bound(row.begin(), row.end(), r,
                                 [](const Record& a, const Record& b) { return a.rect.c0 < b.rect.c0; }),
@@ -116,7 +156,6 @@ void Checkpoint::index_file(const std::string& path) {
     max_rows_ = std::max(max_rows_, h.rows);
     max_cols_ = std::max(max_cols_, h.cols);
     ++records_indexed_;
-    pos = start + payload;
   }
   std::fclose(f);
 }
@@ -134,7 +173,7 @@ bool Checkpoint::read_payload(const Record& r, std::vector<double>& payload) {
     done += static_cast<std::size_t>(got);
   }
   ::close(fd);
-  return done == bytes && fnv1a(payload.data(), bytes) == r.checksum;
+  return done == bytes && fnv1a(payload.data(), bytes, header_hash(r.rect)) == r.checksum;
 }
 
 std::int64_t Checkpoint::restore(const TileRect& q, double* k, double* t, std::vector<char>& mask) {
@@ -175,19 +214,13 @@ std::int64_t Checkpoint::restore(const TileRect& q, double* k, double* t, std::v
 
 void Checkpoint::append(const TileRect& rect, const double* k, const double* t) {
   const std::size_t area = static_cast<std::size_t>(rect.rows * rect.cols);
-  std::uint64_t sum = fnv1a(k, area * sizeof(double));
-  sum = fnv1a(t, area * sizeof(double), sum);
-  RecordHeader h{};
-  std::memcpy(h.magic, kMagic, 8);
-  h.matrix = rect.matrix;
-  h.r0 = rect.r0;
-  h.c0 = rect.c0;
-  h.rows = rect.rows;
-  h.cols = rect.cols;
-  h.checksum = sum;
+  RecordHeader h = make_header(rect);
+  std::uint64_t sum = fnv1a(&h, kCoveredHeader);
+  sum = fnv1a(k, area * sizeof(double), sum);
+  h.checksum = fnv1a(t, area * sizeof(double), sum);
   const bool ok = std::fwrite(&h, sizeof h, 1, log_) == 1 && std::fwrite(k, sizeof(double), area, log_) == area &&
                   std::fwrite(t, sizeof(double), area, log_) == area && std::fflush(log_) == 0;
-  if (!ok) throw IoError("cannot append to checkpoint log '" + path_ + "': " + std::strerror(errno));
+  if (!ok) throw WriteError("cannot append to checkpoint log '" + path_ + "': " + std::strerror(errno));
 }
 
 void Checkpoint::sync() {

@@ -1,6 +1,7 @@
 #include "eqntk/kernel/problem.hpp"
 
 #include "eqntk/error.hpp"
+#include "isa.hpp"
 
 namespace eqntk::kernel {
 namespace {
@@ -11,6 +12,8 @@ struct ImageWorker final : KernelProblem::Worker {
 };
 
 }  // namespace
+
+const char* instruction_set() { return detail::isa_name(detail::best_isa()); }
 
 ImageProblem::ImageProblem(const Network& net, const ImageSet& train, const ImageSet& test, Precision precision)
     : net_(net), train_(train), test_(test), precision_(precision) {

@@ -3,6 +3,8 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 
 #include "eqntk/error.hpp"
@@ -109,6 +111,25 @@ void add_to_diagonal(DistMatrix& a, double value) {
     for (std::int64_t li = 0; li < a.local_rows(); ++li)
       if (a.global_row(li) == gj) a.local(li, lj) += value;
   }
+}
+
+NonFinite find_non_finite(const DistMatrix& a, bool lower_only) {
+  // Local count and the first position in column-major order (col·rows + row), minimised over the ranks.
+  std::int64_t local[2] = {0, std::numeric_limits<std::int64_t>::max()};
+  for (std::int64_t lj = 0; lj < a.local_cols(); ++lj) {
+    const std::int64_t j = a.global_col(lj);
+    for (std::int64_t li = 0; li < a.local_rows(); ++li) {
+      const std::int64_t i = a.global_row(li);
+      if ((lower_only && i < j) || std::isfinite(a.local(li, lj))) continue;
+      ++local[0];
+      local[1] = std::min(local[1], j * a.rows() + i);
+    }
+  }
+  std::int64_t count = 0, first = 0;
+  MPI_Allreduce(&local[0], &count, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Allreduce(&local[1], &first, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+  if (count == 0) return {};
+  return {count, first % a.rows(), first / a.rows()};
 }
 
 }  // namespace eqntk::parallel

@@ -14,6 +14,7 @@
 #include <numeric>
 
 #include "eqntk/parallel/collective.hpp"
+#include "eqntk/build_info.hpp"
 #include "eqntk/io/checkpoint.hpp"
 
 namespace eqntk::parallel {
@@ -105,14 +106,31 @@ class Builder {
 
   void open_checkpoint() {
     if (opt_.checkpoint_dir.empty()) return;
-    on_root([&] { io::Checkpoint::create_or_verify(opt_.checkpoint_dir, opt_.fingerprint, opt_.description); });
+    const io::CheckpointIdentity id{opt_.fingerprint, opt_.description, build::kVersion, kernel::instruction_set(),
+                                    problem_.precision()};
+    on_root([&] { io::Checkpoint::create_or_verify(opt_.checkpoint_dir, id); });
     // A run id unique to this run, chosen by rank 0, names the logs this run appends to.
     char run_id[64] = {};
     if (grid_.rank() == 0)
       std::snprintf(run_id, sizeof run_id, "%lld-%ld", static_cast<long long>(std::time(nullptr)),
                     static_cast<long>(::getpid()));
     MPI_Bcast(run_id, sizeof run_id, MPI_CHAR, 0, MPI_COMM_WORLD);
-    collectively([&] { checkpoint_ = std::make_unique<io::Checkpoint>(opt_.checkpoint_dir, run_id, grid_.rank()); });
+    // Only records that touch a block this rank owns are indexed (not every rank's records on every rank).
+    const auto wanted = [this](const io::TileRect& r) {
+      const DistMatrix& m = nngp(r.matrix);
+      return owns_any(m.row_dist(), grid_.myrow(), r.r0, r.rows) && owns_any(m.col_dist(), grid_.mycol(), r.c0, r.cols);
+    };
+    collectively([&] { checkpoint_ = std::make_unique<io::Checkpoint>(opt_.checkpoint_dir, run_id, grid_.rank(), wanted); });
+  }
+
+  // Whether process `proc` owns any index of [first, first + count) of a block-cyclic dimension.
+  static bool owns_any(const BlockCyclic1D& d, int proc, std::int64_t first, std::int64_t count) {
+    if (count <= 0 || first >= d.n) return false;
+    const std::int64_t b0 = std::max<std::int64_t>(first, 0) / d.nb, b1 = (std::min(first + count, d.n) - 1) / d.nb;
+    if (b1 - b0 + 1 >= d.nprocs) return true;  // spans a whole cycle of blocks
+    for (std::int64_t b = b0; b <= b1; ++b)
+      if (b % d.nprocs == proc) return true;
+    return false;
   }
 
   // Copies tile values (row-major buffers) into the local parts of the two matrices.
@@ -253,24 +271,35 @@ class Builder {
       }
     std::atomic<bool> abandoned{false};
     std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(opt_.threads)
-    for (std::size_t p = 0; p < todo.size(); ++p) {
-      if (abandoned.load(std::memory_order_relaxed) || stop_requested()) {
-        abandoned = true;
-        continue;
+    if (problem_.batched()) {  // an accelerator takes the whole tile (kernel/problem.hpp)
+      std::vector<std::pair<std::int64_t, std::int64_t>> ij;
+      for (const std::int64_t e : todo) ij.emplace_back(t.rect.r0 + e / t.rect.cols, t.rect.c0 + e % t.rect.cols);
+      std::vector<KernelValue> v(ij.size());
+      problem_.evaluate_batch(*workers_[0], t.rect.matrix, ij, v.data());
+      for (std::size_t p = 0; p < todo.size(); ++p) {
+        k[static_cast<std::size_t>(todo[p])] = v[p].nngp;
+        th[static_cast<std::size_t>(todo[p])] = v[p].ntk;
       }
-      try {
-        const std::int64_t e = todo[p];
-        const std::int64_t i = t.rect.r0 + e / t.rect.cols;
-        const std::int64_t j = t.rect.c0 + e % t.rect.cols;
-        const KernelValue v =
-            problem_.evaluate(*workers_[static_cast<std::size_t>(omp_get_thread_num())], t.rect.matrix, i, j);
-        k[static_cast<std::size_t>(e)] = v.nngp;
-        th[static_cast<std::size_t>(e)] = v.ntk;
-      } catch (...) {
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(opt_.threads)
+      for (std::size_t p = 0; p < todo.size(); ++p) {
+        if (abandoned.load(std::memory_order_relaxed) || stop_requested()) {
+          abandoned = true;
+          continue;
+        }
+        try {
+          const std::int64_t e = todo[p];
+          const std::int64_t i = t.rect.r0 + e / t.rect.cols;
+          const std::int64_t j = t.rect.c0 + e % t.rect.cols;
+          const KernelValue v =
+              problem_.evaluate(*workers_[static_cast<std::size_t>(omp_get_thread_num())], t.rect.matrix, i, j);
+          k[static_cast<std::size_t>(e)] = v.nngp;
+          th[static_cast<std::size_t>(e)] = v.ntk;
+        } catch (...) {
 #pragma omp critical
-        error = std::current_exception();
-        abandoned = true;
+          error = std::current_exception();
+          abandoned = true;
+        }
       }
     }
     if (error) std::rethrow_exception(error);

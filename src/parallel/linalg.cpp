@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "eqntk/parallel/block_cyclic.hpp"
 #include "scalapack.hpp"
 
 namespace eqntk::parallel {
@@ -18,18 +19,6 @@ int to_int(std::int64_t v) {
 
 std::int64_t iceil(std::int64_t a, std::int64_t b) {
   return (a + b - 1) / b;
-}
-
-// numroc for process 0 with source 0: the most rows any process holds, an upper bound for all.
-std::int64_t numroc0(std::int64_t n, std::int64_t nb, int nprocs) {
-  const std::int64_t blocks = n / nb;
-  std::int64_t local = (blocks / nprocs) * nb;
-  const std::int64_t extra = blocks % nprocs;
-  if (extra > 0)
-    local += nb;
-  else
-    local += n % nb;
-  return local;
 }
 
 }  // namespace
@@ -78,14 +67,21 @@ void cholesky_solve(const DistMatrix& l, DistMatrix& b) {
 }
 
 std::int64_t eigen_workspace_bound(std::int64_t n, std::int64_t nb, int prows, int pcols) {
-  // PDSYEVR's documented minimum: LWORK ≥ 2 + 5N + max(18·NN, NP0·MQ0 + 2·NB²) + (2 + ⌈N/(P·Q)⌉)·NN with
-  // NN = max(N, NB, 2), NP0 = numroc(N, NB, 0, 0, P), MQ0 = numroc(NN, NB, 0, 0, Q); eigen_symmetric
-  // allocates 1.2× the query plus 4096.
+  // Two terms, whichever is larger. PDSYEVR's documented minimum: 2 + 5N + max(18·NN, NP0·MQ0 + 2·NB²) +
+  // (2 + ⌈N/(P·Q)⌉)·NN with NN = max(N, NB, 2), NP0 = numroc(N, NB, 0, 0, P), MQ0 = numroc(NN, NB, 0, 0, Q).
+  // And its tridiagonal reduction (PDSYNTRD), which works on a ⌊√(P·Q)⌋-square grid whatever P×Q is: about
+  // 2·NPS² with NPS = max(⌈N/⌊√(P·Q)⌋⌉, 2·ANB) (ANB ≤ 64), so a 1×Q grid needs ~2N² per rank (measured: the
+  // query returns 2·(N/⌊√(P·Q)⌋)² + O(N) on 1×1, 1×2, 1×3, 2×2).
   const std::int64_t nn = std::max<std::int64_t>({n, nb, 2});
-  const std::int64_t np0 = numroc0(n, nb, prows), mq0 = numroc0(nn, nb, pcols);
-  const std::int64_t need =
+  const std::int64_t np0 = BlockCyclic1D{n, nb, prows}.max_local_size(),
+                     mq0 = BlockCyclic1D{nn, nb, pcols}.max_local_size();
+  const std::int64_t documented =
       2 + 5 * n + std::max(18 * nn, np0 * mq0 + 2 * nb * nb) + (2 + iceil(n, std::int64_t{prows} * pcols)) * nn;
-  return need + need / 5 + 4096;
+  const auto sqnpc = static_cast<std::int64_t>(std::sqrt(static_cast<double>(prows) * pcols));
+  const std::int64_t nps = std::max<std::int64_t>(iceil(n, sqnpc), 128);
+  const std::int64_t need = std::max(documented, 2 * (nps + 4) * nps + 5 * n);
+  // eigen_symmetric allocates 1.2× the query and 4096 more: 30 % and 16384 cover both.
+  return need + 3 * (need / 10) + 16384;
 }
 
 EigenWorkspace eigen_workspace(DistMatrix& a, DistMatrix& z) {

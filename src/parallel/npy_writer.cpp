@@ -16,6 +16,8 @@ void write_npy_collective(const std::filesystem::path& path, const DistMatrix& a
   const std::int64_t shape[2] = {a.rows(), a.cols()};
   const std::string header = io::npy_header(shape, io::DType::f8);
   const std::int64_t local = a.local_rows() * a.local_cols();
+  // DistMatrix bounds every rank's local block by 2^31-1 elements (checked on the largest, identically on
+  // every rank), so the int MPI counts and darray sizes below cannot overflow.
   // Local part in C order, as the darray type expects it.
   std::vector<double> buf(static_cast<std::size_t>(local));
   for (std::int64_t li = 0; li < a.local_rows(); ++li)

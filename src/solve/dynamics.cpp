@@ -32,6 +32,19 @@ void factor_training_kernel(DistMatrix& a) {
   }
 }
 
+constexpr const char* kOverflowAdvice =
+    "the kernel overflowed or the inputs hold extreme values (check their scale, e.g. --standardize true); a ridge "
+    "does not help";
+
+// A NaN/Inf entry makes every factorisation fail in ways that look like an indefinite matrix: refused first,
+// with its own message (collective: the count is reduced over the ranks).
+void require_finite(const DistMatrix& a, bool lower_only, const std::string& what) {
+  const parallel::NonFinite bad = parallel::find_non_finite(a, lower_only);
+  if (bad.count > 0)
+    throw NumericalError("the " + what + " has " + std::to_string(bad.count) + " non-finite (NaN/Inf) entries, the first at (" +
+                         std::to_string(bad.row) + ", " + std::to_string(bad.col) + "): " + kOverflowAdvice);
+}
+
 // Scales local row i of `a` by f[global row i].
 void scale_rows(DistMatrix& a, const std::vector<double>& f) {
   for (std::int64_t lj = 0; lj < a.local_cols(); ++lj)
@@ -79,6 +92,15 @@ SolveReport predict(const DistMatrix& train, const DistMatrix& test, const std::
   if (options.variance && (k_train == nullptr || k_test == nullptr || k_self == nullptr))
     throw InvalidArgument("predict: the variance needs the NNGP matrices and self-kernels");
   if (n == 0) throw InvalidArgument("predict: no training points");
+
+  require_finite(train, true, "training kernel matrix (N x N)");
+  require_finite(test, false, "test kernel matrix (M x N)");
+  if (options.variance) {
+    require_finite(*k_train, true, "training NNGP matrix (N x N, for the variance)");
+    require_finite(*k_test, false, "test NNGP matrix (M x N, for the variance)");
+    if (!std::all_of(k_self->begin(), k_self->end(), [](double v) { return std::isfinite(v); }))
+      throw NumericalError("the test self-kernels K(x*, x*) contain NaN/Inf: " + std::string(kOverflowAdvice));
+  }
 
   const parallel::ProcessGrid& grid = train.grid();
   SolveReport report;

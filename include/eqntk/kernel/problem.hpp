@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eqntk/kernel/image.hpp"
@@ -33,7 +35,22 @@ class KernelProblem {
   [[nodiscard]] virtual KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const = 0;
   /// K and Θ of (item, item) of a prepared item.
   [[nodiscard]] virtual KernelValue self(int set, std::int64_t i) const = 0;
+  /// True when the builder should hand a tile's pairs to evaluate_batch() at once, from one thread (an
+  /// accelerator evaluates them in batches), instead of evaluate() per pair on OpenMP threads.
+  [[nodiscard]] virtual bool batched() const { return false; }
+  /// out[p] = evaluate(worker, set, ij[p].first, ij[p].second) for every p; the result of a pair must not
+  /// depend on the other pairs of the call. Default: one by one.
+  virtual void evaluate_batch(Worker& worker, int set, std::span<const std::pair<std::int64_t, std::int64_t>> ij,
+                              KernelValue* out) const {
+    for (std::size_t p = 0; p < ij.size(); ++p) out[p] = evaluate(worker, set, ij[p].first, ij[p].second);
+  }
+  /// The arithmetic of the stored intermediates, "float64" or "mixed" (part of a checkpoint's identity).
+  [[nodiscard]] virtual std::string precision() const { return "float64"; }
 };
+
+/// The instruction set every kernel engine of this process uses: "avx512", "avx2" or "baseline", the widest
+/// the CPU supports unless EQNTK_ISA narrows it (kernels of different sets differ in the last bits).
+[[nodiscard]] const char* instruction_set();
 
 /// Images through the planar engine (PairKernel).
 class ImageProblem final : public KernelProblem {
@@ -46,6 +63,9 @@ class ImageProblem final : public KernelProblem {
   void prepare(Worker& worker, int set, std::int64_t i) override;
   [[nodiscard]] KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const override;
   [[nodiscard]] KernelValue self(int set, std::int64_t i) const override;
+  [[nodiscard]] std::string precision() const override {
+    return precision_ == Precision::mixed ? "mixed" : "float64";
+  }
 
  private:
   const Network& net_;

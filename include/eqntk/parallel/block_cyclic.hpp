@@ -47,6 +47,9 @@ struct BlockCyclic1D {
     else if (proc == extra) size += n % nb;
     return size;
   }
+  /// The most indices any process owns (process 0's share): equal on every rank, so checks based on it
+  /// reach the same verdict everywhere.
+  [[nodiscard]] std::int64_t max_local_size() const { return local_size(0); }
   /// Number of blocks (the last may be partial).
   [[nodiscard]] std::int64_t blocks() const { return (n + nb - 1) / nb; }
   /// Width of block b (nb, or what is left for the last block).

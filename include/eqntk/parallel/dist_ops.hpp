@@ -28,6 +28,13 @@ void gemm(char trans_a, char trans_b, double alpha, const DistMatrix& a, const D
 /// Σ_i a(i,i) over the diagonal, on every rank.
 [[nodiscard]] double trace(const DistMatrix& a);
 
+/// Entries of `a` that are NaN or ±∞ (only i ≥ j when `lower_only`), counted over every rank, and the
+/// first such (row, col) in column-major global order, or (−1, −1) when there is none. Collective.
+struct NonFinite {
+  std::int64_t count = 0, row = -1, col = -1;
+};
+[[nodiscard]] NonFinite find_non_finite(const DistMatrix& a, bool lower_only);
+
 /// a(i,i) += value for every diagonal entry.
 void add_to_diagonal(DistMatrix& a, double value);
 

@@ -54,7 +54,8 @@ struct SolveReport {
 ///   Σ_t(x) = K(x,x) + (A_t K(X,X) A_tᵀ)_xx − 2 (A_t K(X,x))_x      (MATH §6),
 /// the NTK-ensemble variance for T = Θ; for T = K it is the variance of the NNGP ensemble trained for time t,
 /// which at t = ∞ is the posterior K(x,x) − K(x,X) K⁻¹ K(X,x).
-/// Throws NumericalError on every rank when T + ridge is not positive definite at t = ∞ (naming the
+/// Throws NumericalError on every rank when a matrix holds NaN/Inf (checked first, its own message: a ridge
+/// does not help), when T + ridge is not positive definite at t = ∞ (naming the
 /// leading minor and suggesting --ridge), or when an eigen/factorisation routine fails; InvalidArgument
 /// on inconsistent shapes.
 [[nodiscard]] SolveReport predict(const parallel::DistMatrix& train, const parallel::DistMatrix& test, const std::vector<double>& y,
