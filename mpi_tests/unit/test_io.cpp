@@ -935,6 +935,8 @@ TEST_F(ArrayRowsRead, LoadDatasetEqualsPrepareOfTheWholeFilesBitForBit) {
       EXPECT_EQ(g->rotation, w->rotation);
     }
   }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Checkpoints (format v2) and metrics.json
 // ---------------------------------------------------------------------------------------------------

@@ -69,12 +69,6 @@ DistMatrix::DistMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, 
   mycol_ = grid.mycol();
   local_rows_ = rows_.local_size(myrow_);
   local_cols_ = cols_.local_size(mycol_);
-  // Decided on the largest local block of any rank (process 0's), so that every rank throws together.
-  const std::int64_t max_local = rows_.max_local_size() * cols_.max_local_size();
-  if (max_local > kIntMax)
-    throw InvalidArgument("a rank's local block of the " + std::to_string(m) + "x" + std::to_string(n) +
-                          " matrix has " + std::to_string(max_local) +
-                          " elements, over ScaLAPACK's int range (2^31-1): use more ranks or a squarer grid");
   const std::int64_t lld = std::max<std::int64_t>(1, local_rows_);
   local_.assign(static_cast<std::size_t>(lld * local_cols_), 0.0);
   const int im = static_cast<int>(m), in = static_cast<int>(n), inb = static_cast<int>(nb), zero = 0;
