@@ -33,6 +33,7 @@
 #include "../support/fixtures.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/finite/network.hpp"
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
@@ -64,14 +65,10 @@ Network make_net(const std::string& arch, InputShape shape) {
 // 1. The forward pass against MATH.md §2, written out
 // ---------------------------------------------------------------------------------------------------
 
-// R^r (a, b), R(a, b) = (−b, a).
+// R^r (a, b), R(a, b) = (−b, a): the group module's action (tested against the matrices in test_group.cpp).
 std::pair<int, int> rotate(int a, int b, int r) {
-  for (int k = 0; k < r; ++k) {
-    const int na = -b;
-    b = a;
-    a = na;
-  }
-  return {a, b};
+  const eqntk::group::Offset y = eqntk::group::act({r, 0}, {a, b});
+  return {static_cast<int>(y.a), static_cast<int>(y.b)};
 }
 
 // Input pixel read by output pixel i at window offset `off`; −1 for a zero-padded read.

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "eqntk/error.hpp"
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/dual.hpp"
 
 namespace eqntk::finite {
@@ -67,16 +68,6 @@ class NormalGenerator {
   double spare_ = 0.0;
   bool has_spare_ = false;
 };
-
-// One quarter turn of a (row, col) offset: R(a, b) = (−b, a) (MATH.md §1).
-std::pair<int, int> rotate_offset(int a, int b, int r) {
-  for (int k = 0; k < r; ++k) {
-    const int t = -b;
-    b = a;
-    a = t;
-  }
-  return {a, b};
-}
 
 std::int64_t wrap(std::int64_t i, std::int64_t n) {
   return ((i % n) + n) % n;
@@ -151,8 +142,9 @@ FiniteNetwork::FiniteNetwork(kernel::Network net, std::int64_t width, std::uint6
             for (int y1 = -p; y1 <= p; ++y1) {
               const std::int64_t tap = (static_cast<std::int64_t>(si) * q + (y0 + p)) * q + (y1 + p);
               for (int r = 0; r < out_rot; ++r) {
-                const auto [d0, d1] = rotate_offset(y0, y1, r);
-                const std::int64_t r_in = (r + si) % in_rot;
+                const group::Offset d = group::act({r, 0}, {y0, y1});
+                const std::int64_t d0 = d.a, d1 = d.b;
+                const std::int64_t r_in = in_rot == 1 ? 0 : group::compose({r, 0}, {si, 0}).r;
                 for (std::int64_t i = 0; i < st.h_out; ++i)
                   for (std::int64_t j = 0; j < st.w_out; ++j) {
                     const std::int64_t centre_i = st.spec.pad == kernel::Padding::valid ? i + p : i;

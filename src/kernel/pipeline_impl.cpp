@@ -257,7 +257,7 @@ void activate_slab(Input<S>& in, std::int64_t ii, const Geom& g, std::int64_t pa
 
 template <class S>
 void run_layer(const Stage& st, int delta, Input<S>& in, Output<S>& out, Workspace& ws) {
-  const auto lines = box_lines(delta);
+  const auto lines = box_lines({delta, 0});
   const std::int64_t pad = ws.pad;
   const bool circular = st.spec.pad == Padding::circular;
   const std::int64_t off = st.spec.pad == Padding::valid ? st.p : 0;

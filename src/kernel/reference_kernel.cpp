@@ -6,20 +6,11 @@
 #include <utility>
 
 #include "eqntk/error.hpp"
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/dual.hpp"
 
 namespace eqntk::kernel {
 namespace {
-
-// R^r (a, b) with R(a, b) = (−b, a), applied r times (r ∈ 0..3).
-std::pair<int, int> rotate_offset(int r, int a, int b) {
-  for (int k = 0; k < r; ++k) {
-    const int na = -b, nb = a;
-    a = na;
-    b = nb;
-  }
-  return {a, b};
-}
 
 std::int64_t wrap(std::int64_t v, std::int64_t n) {
   v %= n;
@@ -59,8 +50,8 @@ std::vector<std::int64_t> window_table(const Stage& st, int rotations) {
       for (std::int64_t j = 0; j < st.w_out; ++j)
         for (int a = -st.p; a <= st.p; ++a)
           for (int b = -st.p; b <= st.p; ++b) {
-            const auto [ra, rb] = rotate_offset(r, a, b);
-            table[o++] = source_pixel(st, i, j, ra, rb);
+            const group::Offset y = group::act({r, 0}, {a, b});
+            table[o++] = source_pixel(st, i, j, static_cast<int>(y.a), static_cast<int>(y.b));
           }
   return table;
 }
@@ -116,8 +107,8 @@ FullState linear_layer(const FullState& in, const Stage& st, const std::vector<i
           double sum_k = 0.0, sum_t = 0.0;
           for (const int s : s_values) {
             // Input rotation channels r+s and r'+s (gconv); 0 for lift (raw input) and conv (planes).
-            const std::int64_t base1 = kind == LayerKind::gconv ? ((r + s) % 4) * pix_in : 0;
-            const std::int64_t base2 = kind == LayerKind::gconv ? ((r2 + s) % 4) * pix_in : 0;
+            const std::int64_t base1 = kind == LayerKind::gconv ? group::compose({r, 0}, {s, 0}).r * pix_in : 0;
+            const std::int64_t base2 = kind == LayerKind::gconv ? group::compose({r2, 0}, {s, 0}).r * pix_in : 0;
             for (int y = 0; y < qq; ++y) {
               const std::int64_t u1 = win1[y], u2 = win2[y];
               if (u1 < 0 || u2 < 0) continue;  // zero padding: the term is 0
