@@ -183,7 +183,7 @@ void expect_layers_match_math2(const std::string& arch, InputShape shape, std::i
     } else {
       const auto prev = f.stage_output(s - 1);
       in.assign(prev.begin(), prev.end());
-      channels_in = st.in_state == StateKind::c4 ? static_cast<std::int64_t>(in.size()) / (4 * st.h_in * st.w_in)
+      channels_in = st.in_state == StateKind::group ? static_cast<std::int64_t>(in.size()) / (4 * st.h_in * st.w_in)
                                                  : static_cast<std::int64_t>(in.size()) / (st.h_in * st.w_in);
     }
     const Reference ref = spatial ? spatial_reference(st, in, channels_in, f.parameters(), wb, bb)

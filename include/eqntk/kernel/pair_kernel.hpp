@@ -63,7 +63,7 @@ using BlockObserver = std::function<void(std::size_t stage, int delta, const Blo
 namespace detail {
 struct Workspace;
 using SpatialFn = KernelValue (*)(const Network&, const ImageView&, const SelfChain&, const ImageView&,
-                                  const SelfChain&, Workspace&, const BlockObserver*);
+                                  const SelfChain&, Workspace&, const BlockObserver*, SelfChain*);
 }  // namespace detail
 
 class PairKernel {
