@@ -192,3 +192,224 @@ TEST(GroupsFastVsReference, BlocksAgreeAfterEveryStage) {
     EXPECT_LE(worst, kTol) << arch << " at " << where;
   }
 }
+
+// ---- symmetries (MATH.md §10) -------------------------------------------------------------------
+
+namespace {
+
+// One group network per group with avgpool and a residual block, each padding in turn.
+std::string symmetric_arch(PointGroup g, const std::string& pad) {
+  return "lift:k=3:pad=" + pad + ":group=" + gname(g) + ",relu,res(gconv:k=3:pad=same:b=0.2,erf,gconv:k=3),relu,"
+         "avgpool:s=2,gconv:k=3:pad=" + pad + ",relu,gpool,dense,relu,dense";
+}
+std::int64_t symmetric_size(const std::string& pad) { return pad == "valid" ? 10 : 8; }
+
+std::vector<grp::Element> all_d4() {
+  const auto el = grp::elements(PointGroup::D4);
+  return {el.begin(), el.end()};
+}
+
+}  // namespace
+
+TEST(GroupsSymmetry, PooledKernelsAreInvariantUnderEveryElementOfG) {
+  const char* pads[] = {"same", "valid", "circular"};
+  int index = 0;
+  for (const PointGroup g : grp::kAllGroups) {
+    const std::string pad = pads[index++ % 3];
+    const ek::Network net = make_network(symmetric_arch(g, pad), 2, symmetric_size(pad));
+    const ek::Image x = random_image(net.input_shape(), 70 + index);
+    const ek::Image x2 = random_image(net.input_shape(), 80 + index);
+    const ek::KernelValue base = fast_kernel(net, x.view(), x2.view());
+    for (const grp::Element e : grp::elements(g)) {
+      const ek::Image gx = ek::transform(x.view(), e);
+      const ek::Image gx2 = ek::transform(x2.view(), e);
+      const ek::KernelValue left = fast_kernel(net, gx.view(), x2.view());
+      const ek::KernelValue right = fast_kernel(net, x.view(), gx2.view());
+      for (const ek::KernelValue& v : {left, right}) {
+        EXPECT_LE(deviation(v.nngp, base.nngp), kTol) << gname(g) << " (" << e.r << "," << e.m << ") " << pad;
+        EXPECT_LE(deviation(v.ntk, base.ntk), kTol) << gname(g) << " (" << e.r << "," << e.m << ") " << pad;
+      }
+    }
+  }
+}
+
+TEST(GroupsSymmetry, D2AndC4KernelsAreNotInvariantOutsideTheirGroup) {
+  // The transformations of D4 outside G change the kernel at the 1e-3 level, far above rounding.
+  for (const PointGroup g : {PointGroup::D2, PointGroup::C4}) {
+    const ek::Network net = make_network(symmetric_arch(g, "same"), 2, 8);
+    const ek::Image x = random_image(net.input_shape(), 5);
+    const ek::Image x2 = random_image(net.input_shape(), 6);
+    const ek::KernelValue base = fast_kernel(net, x.view(), x2.view());
+    int outside = 0;
+    for (const grp::Element e : all_d4()) {
+      if (grp::index_of(g, e) >= 0) continue;
+      ++outside;
+      const ek::Image gx2 = ek::transform(x2.view(), e);
+      const ek::KernelValue v = fast_kernel(net, x.view(), gx2.view());
+      EXPECT_GT(deviation(v.ntk, base.ntk), 1e-6) << gname(g) << " (" << e.r << "," << e.m << ")";
+    }
+    EXPECT_EQ(outside, 8 - grp::order(g));
+  }
+}
+
+TEST(GroupsSymmetry, UnpooledKernelsAreEquivariant) {
+  // K_{(A_h t, h g),(A_h t', h g')}(ρ(h)x, ρ(h)x') = K_{(t,g),(t',g')}(x, x') after every stage, h ∈ G
+  // (positions about the centre of each stage's grid: valid padding and avgpool cells keep it centred).
+  for (const PointGroup g : {PointGroup::C2, PointGroup::D1, PointGroup::D2, PointGroup::D4}) {
+    const std::string arch = "lift:k=3:pad=valid:group=" + gname(g) +
+                             ",relu,res(gconv:k=3:b=0.1,erf,gconv:k=1),avgpool:s=2,gconv:k=3:pad=circular,relu,gpool,dense";
+    const ek::Network net = make_network(arch, 1, 6);
+    const auto el = grp::elements(g);
+    const ek::Image x = random_image(net.input_shape(), 31);
+    const ek::Image x2 = random_image(net.input_shape(), 32);
+    const ek::ReferenceKernel ref(net);
+    const std::vector<ek::FullState> base = ref.trace(x.view(), x2.view());
+    for (const grp::Element h : el) {
+      const ek::Image hx = ek::transform(x.view(), h);
+      const ek::Image hx2 = ek::transform(x2.view(), h);
+      const std::vector<ek::FullState> moved = ref.trace(hx.view(), hx2.view());
+      double worst = 0.0;
+      for (std::size_t s = 0; s < base.size(); ++s) {
+        const ek::FullState& b = base[s];
+        const ek::FullState& a = moved[s];
+        double scale = 0.0;
+        for (const double v : b.nngp) scale = std::max(scale, std::abs(v));
+        const bool labelled = b.rotations > 1;
+        for (int r = 0; r < b.rotations; ++r)
+          for (int r2 = 0; r2 < b.rotations; ++r2) {
+            const int hr = labelled ? grp::index_of(g, grp::compose(h, el[static_cast<std::size_t>(r)])) : 0;
+            const int hr2 = labelled ? grp::index_of(g, grp::compose(h, el[static_cast<std::size_t>(r2)])) : 0;
+            for (std::int64_t i = 0; i < b.h; ++i)
+              for (std::int64_t j = 0; j < b.w; ++j)
+                for (std::int64_t i2 = 0; i2 < b.h; ++i2)
+                  for (std::int64_t j2 = 0; j2 < b.w; ++j2) {
+                    const grp::Offset t = grp::act_on_pixel(h, b.h, b.w, i, j);
+                    const grp::Offset t2 = grp::act_on_pixel(h, b.h, b.w, i2, j2);
+                    worst = std::max({worst,
+                                      deviation(a.at_k(hr, t.a, t.b, hr2, t2.a, t2.b), b.at_k(r, i, j, r2, i2, j2), scale),
+                                      deviation(a.at_theta(hr, t.a, t.b, hr2, t2.a, t2.b), b.at_theta(r, i, j, r2, i2, j2),
+                                                scale)});
+                  }
+          }
+      }
+      EXPECT_LE(worst, kTol) << arch << " h = (" << h.r << "," << h.m << ")";
+    }
+  }
+}
+
+TEST(GroupsSymmetry, EquivarianceCheckRejectsAWrongLabelAction) {
+  // The same check with labels moved by g·h instead of h·g must fail for the non-abelian D4.
+  const ek::Network net = make_network("lift:k=3:group=D4,relu,gconv:k=3,gpool,dense", 1, 5);
+  const auto el = grp::elements(PointGroup::D4);
+  const ek::Image x = random_image(net.input_shape(), 41);
+  const ek::Image x2 = random_image(net.input_shape(), 42);
+  const ek::ReferenceKernel ref(net);
+  const ek::FullState b = ref.trace(x.view(), x2.view()).back();
+  const grp::Element h{1, 0};
+  const ek::FullState a = ref.trace(ek::transform(x.view(), h).view(), ek::transform(x2.view(), h).view()).back();
+  double worst = 0.0;
+  for (int r = 0; r < 8; ++r)
+    for (int r2 = 0; r2 < 8; ++r2) {
+      const int hr = grp::index_of(PointGroup::D4, grp::compose(el[static_cast<std::size_t>(r)], h));
+      const int hr2 = grp::index_of(PointGroup::D4, grp::compose(el[static_cast<std::size_t>(r2)], h));
+      for (std::int64_t i = 0; i < b.h; ++i)
+        for (std::int64_t j = 0; j < b.w; ++j) {
+          const grp::Offset t = grp::act_on_pixel(h, b.h, b.w, i, j);
+          worst = std::max(worst, deviation(a.at_k(hr, t.a, t.b, hr2, t.a, t.b), b.at_k(r, i, j, r2, i, j)));
+        }
+    }
+  EXPECT_GT(worst, 1e-6);
+}
+
+TEST(GroupsSymmetry, GroupCnnEqualsOrbitAveragedCnnForEveryGroup) {
+  // Θ^G(x, x') = (1/|G|) Σ_{g∈G} Θ^CNN(x, ρ(g)x') with avgpool and residual blocks, linear head (§10).
+  const std::string body = ",relu,res(#G:k=3:b=0.1,erf,#G:k=3),relu,avgpool:s=2,#G:k=3:pad=circular:w=1.2,erf,#P,dense:b=0.3";
+  for (const PointGroup g : grp::kAllGroups) {
+    std::string garch = "lift:k=3:group=" + gname(g) + body, carch = "conv:k=3" + body;
+    for (std::string* a : {&garch, &carch}) {
+      const bool group_net = a == &garch;
+      for (std::size_t p; (p = a->find("#G")) != std::string::npos;) a->replace(p, 2, group_net ? "gconv" : "conv");
+      for (std::size_t p; (p = a->find("#P")) != std::string::npos;) a->replace(p, 2, group_net ? "gpool" : "gap");
+    }
+    const ek::Network gnet = make_network(garch, 2, 6);
+    const ek::Network cnet = make_network(carch, 2, 6);
+    const ek::Image x = random_image(gnet.input_shape(), 200);
+    const ek::Image x2 = random_image(gnet.input_shape(), 201);
+    const ek::KernelValue want_g = fast_kernel(gnet, x.view(), x2.view());
+    ek::KernelValue avg;
+    for (const grp::Element e : grp::elements(g)) {
+      const ek::KernelValue v = fast_kernel(cnet, x.view(), ek::transform(x2.view(), e).view());
+      avg.nngp += v.nngp / grp::order(g);
+      avg.ntk += v.ntk / grp::order(g);
+    }
+    EXPECT_LE(deviation(want_g.nngp, avg.nngp), kTol) << garch;
+    EXPECT_LE(deviation(want_g.ntk, avg.ntk), kTol) << garch;
+  }
+}
+
+// ---- closed forms -------------------------------------------------------------------------------
+
+namespace {
+
+using Mat = Eigen::MatrixXd;
+using Vec = Eigen::VectorXd;
+
+// S_y on an n×n grid with zero padding: (S_y v)(t) = v(t + y) when t + y is inside, else 0.
+Mat shift(std::int64_t n, int a, int b) {
+  Mat s = Mat::Zero(n * n, n * n);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < n; ++j)
+      if (i + a >= 0 && i + a < n && j + b >= 0 && j + b < n) s(i * n + j, (i + a) * n + j + b) = 1.0;
+  return s;
+}
+
+// P: the s×s cell average from an n×n grid to (n/s)×(n/s).
+Mat cell_average(std::int64_t n, int s) {
+  const std::int64_t m = n / s;
+  Mat p = Mat::Zero(m * m, n * n);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < n; ++j) p((i / s) * m + j / s, i * n + j) = 1.0 / (s * s);
+  return p;
+}
+
+}  // namespace
+
+TEST(GroupsClosedForm, LinearNetworkWithAvgpoolAndResidualBlockIsAQuadraticForm) {
+  // conv:k=3:w=w1 (same), id, avgpool:s=2, res(conv:k=3:w=w2 (same)), gap, dense:w=wd:b=bd on one channel.
+  // With A_y = P S_y (lift then pool) and B_{y'} = S'_{y'} on the pooled grid, the readouts before the head are
+  //   a = gap(K²)   = xᵀ Q_a x',  Q_a = w1²/(q² M²) Σ_y u_y u_yᵀ,         u_y = A_yᵀ 1,
+  //   f = gap(F(K²)) = xᵀ Q_f x', Q_f = w1² w2²/(q⁴ M²) Σ_{y,y'} v v ᵀ,   v = A_yᵀ B_{y'}ᵀ 1,
+  // and K = wd²(a + f) + bd², Θ = K + wd² gap(Θ³) with Θ³ = Θ² + K_F + Θ_F = K² + 2F(K²):
+  //   Θ = wd²(a + f) + bd² + wd²(a + 2f).
+  const std::int64_t n = 6, m = 3;
+  const double w1 = 1.3, w2 = 0.7, wd = 1.1, bd = 0.4;
+  const ek::Network net = make_network("conv:k=3:w=1.3,id,avgpool:s=2,res(conv:k=3:w=0.7),gap,dense:w=1.1:b=0.4", 1, n);
+  const ek::Image x = random_image(net.input_shape(), 7);
+  const ek::Image x2 = random_image(net.input_shape(), 8);
+  const Eigen::Map<const Vec> xv(x.pixels.data(), n * n), x2v(x2.pixels.data(), n * n);
+  const Mat p = cell_average(n, 2);
+  Mat qa = Mat::Zero(n * n, n * n), qf = Mat::Zero(n * n, n * n);
+  const Vec ones = Vec::Ones(m * m);
+  for (int a = -1; a <= 1; ++a)
+    for (int b = -1; b <= 1; ++b) {
+      const Mat ay = p * shift(n, a, b);
+      const Vec u = ay.transpose() * ones;
+      qa += u * u.transpose();
+      for (int a2 = -1; a2 <= 1; ++a2)
+        for (int b2 = -1; b2 <= 1; ++b2) {
+          const Vec v = ay.transpose() * (shift(m, a2, b2).transpose() * ones);
+          qf += v * v.transpose();
+        }
+    }
+  qa *= w1 * w1 / (9.0 * m * m * m * m);
+  qf *= w1 * w1 * w2 * w2 / (81.0 * m * m * m * m);
+  const double ra = xv.dot(qa * x2v), rf = xv.dot(qf * x2v);
+  const double want_k = wd * wd * (ra + rf) + bd * bd;
+  const double want_t = want_k + wd * wd * (ra + 2.0 * rf);
+  const ek::KernelValue fast = fast_kernel(net, x.view(), x2.view());
+  const ek::KernelValue ref = ek::ReferenceKernel(net).evaluate(x.view(), x2.view());
+  EXPECT_LE(deviation(fast.nngp, want_k), kTol);
+  EXPECT_LE(deviation(fast.ntk, want_t), kTol);
+  EXPECT_LE(deviation(ref.nngp, want_k), kTol);
+  EXPECT_LE(deviation(ref.ntk, want_t), kTol);
+}
