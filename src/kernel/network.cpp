@@ -91,6 +91,10 @@ Network::Network(Architecture arch, InputShape input) : arch_(std::move(arch)), 
     }
   };
   add(add, arch_.layers());
+  for (std::size_t s = readout_ + 1; s < stages_.size(); ++s) {
+    const Stage& st = stages_[s];
+    head_.push_back({s, st.spec.kind == LayerKind::dense, st.w2, st.b2, st.spec.kind});
+  }
 }
 
 bool Network::has_avgpool() const {

@@ -130,22 +130,8 @@ KernelValue PairKernel::diagonal(const ImageView& x, const SelfChain* sx, const 
 }
 
 KernelValue PairKernel::head(KernelValue v, const SelfChain* sx, const SelfChain* sx2, SelfChain* record) const {
-  const auto& stages = net_.stages();
-  for (std::size_t s = net_.readout_stage() + 1; s < stages.size(); ++s) {
-    const Stage& st = stages[s];
-    if (st.spec.kind == LayerKind::dense) {
-      // K' = σ_w² Σ + σ_b²;  Θ' = K' + σ_w² Σ̇⊙Θ.
-      const double kn = st.w2 * v.nngp + st.b2;
-      v = {kn, kn + st.w2 * v.ntk};
-    } else if (is_nonlinearity(st.spec.kind)) {
-      if (record != nullptr) record->head_var[s] = v.nngp;
-      const double q1 = record != nullptr ? v.nngp : sx->head_var[s];
-      const double q2 = record != nullptr ? v.nngp : sx2->head_var[s];
-      const DualValue d = dual(st.spec.kind, q1, q2, v.nngp);
-      v = {d.sigma, d.sigma_dot * v.ntk};
-    }
-  }
-  return v;
+  return apply_head(net_.head_layers(), v, sx != nullptr ? sx->head_var.data() : nullptr,
+                    sx2 != nullptr ? sx2->head_var.data() : nullptr, record != nullptr ? record->head_var.data() : nullptr);
 }
 
 }  // namespace eqntk::kernel

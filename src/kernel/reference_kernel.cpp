@@ -302,26 +302,13 @@ KernelValue ReferenceKernel::evaluate(const ImageView& x, const ImageView& x2) c
   const auto& stages = net_.stages();
   const LayerKind readout = stages[net_.readout_stage()].spec.kind;
   KernelValue pair = pool(chains.pair, readout);
-  KernelValue self1 = pool(chains.self1, readout);
-  KernelValue self2 = pool(chains.self2, readout);
-  for (std::size_t s = net_.readout_stage() + 1; s < stages.size(); ++s) {
-    const Stage& st = stages[s];
-    if (st.spec.kind == LayerKind::dense) {
-      for (KernelValue* v : {&pair, &self1, &self2}) {
-        const double k = st.w2 * v->nngp + st.b2;
-        *v = {k, k + st.w2 * v->ntk};
-      }
-    } else if (is_nonlinearity(st.spec.kind)) {
-      // q1, q2: the pooled self-kernels K(x,x), K(x2,x2) at this depth.
-      const double q1 = self1.nngp, q2 = self2.nngp;
-      const DualValue d = dual(st.spec.kind, q1, q2, pair.nngp);
-      const DualValue d1 = dual(st.spec.kind, q1, q1, self1.nngp);
-      const DualValue d2 = dual(st.spec.kind, q2, q2, self2.nngp);
-      pair = {d.sigma, d.sigma_dot * pair.ntk};
-      self1 = {d1.sigma, d1.sigma_dot * self1.ntk};
-      self2 = {d2.sigma, d2.sigma_dot * self2.ntk};
-    }
-  }
+  const KernelValue self1 = pool(chains.self1, readout);
+  const KernelValue self2 = pool(chains.self2, readout);
+  // The head: both self-pairs first (recording their pooled self-kernels), then the pair with them.
+  std::vector<double> q1(stages.size(), 0.0), q2(stages.size(), 0.0);
+  (void)apply_head(net_.head_layers(), self1, nullptr, nullptr, q1.data());
+  (void)apply_head(net_.head_layers(), self2, nullptr, nullptr, q2.data());
+  pair = apply_head(net_.head_layers(), pair, q1.data(), q2.data(), nullptr);
   return pair;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "eqntk/kernel/architecture.hpp"
+#include "eqntk/kernel/head.hpp"
 
 namespace eqntk::kernel {
 
@@ -70,6 +71,8 @@ class Network {
   /// True when some stage is an avgpool: per-image variance maps then need each image's self pair through
   /// the full spatial recursion, not the diagonal-only one.
   [[nodiscard]] bool has_avgpool() const;
+  /// The layers after the readout, for kernel::apply_head (stage = the index in stages()).
+  [[nodiscard]] const std::vector<HeadLayer>& head_layers() const { return head_; }
   /// True when a nonlinearity follows the readout (pooled self-kernels K(x,x) are then needed).
   [[nodiscard]] bool head_has_nonlinearity() const;
   /// Number of lift/gconv/conv layers (the "layers" of ns per entry-layer).
@@ -81,6 +84,7 @@ class Network {
   Architecture arch_;
   InputShape input_;
   std::vector<Stage> stages_;
+  std::vector<HeadLayer> head_;
   group::PointGroup group_ = group::PointGroup::C1;
   int rotations_ = 1;
   std::size_t readout_ = 0;

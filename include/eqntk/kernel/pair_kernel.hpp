@@ -18,16 +18,12 @@
 #include <memory>
 #include <vector>
 
+#include "eqntk/kernel/head.hpp"
 #include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 
 namespace eqntk::kernel {
 
-/// The two kernels of one pair (or of one layer's pooled state).
-struct KernelValue {
-  double nngp = 0.0;
-  double ntk = 0.0;
-};
 
 /// Per-image data every pair needs, computed once per image by PairKernel::self_chain.
 struct SelfChain {
