@@ -362,6 +362,28 @@ TEST(FiniteSymmetry, GroupPooledNetworkIsInvariantUnderAllFourRotations) {
     }
 }
 
+TEST(FiniteSymmetry, EveryPointGroupNetworkIsInvariantUnderItsGroupOnly) {
+  // MATH.md §10 at finite width: with gpool the output is invariant under ρ(g) for g ∈ G, and a random
+  // finite network is not invariant under the elements of D4 outside G.
+  const auto d4 = eqntk::group::elements(eqntk::group::PointGroup::D4);
+  for (const eqntk::group::PointGroup g : eqntk::group::kAllGroups) {
+    const std::string arch = "lift:k=3:group=" + std::string(eqntk::group::name(g)) +
+                             ":b=0.3,relu,gconv:k=3:b=0.2,erf,gpool,dense:b=0.1";
+    SCOPED_TRACE(arch);
+    const Network net = make_net(arch, {2, 6, 6});
+    FiniteNetwork f(net, 6, 17);
+    const Image x = gaussian_image(net.input_shape(), 5);
+    const double f0 = f.forward(x.view());
+    for (const eqntk::group::Element e : d4) {
+      const double fe = f.forward(eqntk::kernel::transform(x.view(), e).view());
+      if (eqntk::group::index_of(g, e) >= 0)
+        EXPECT_NEAR(fe, f0, 1e-12 * std::max(1.0, std::abs(f0))) << "(" << e.r << "," << e.m << ")";
+      else
+        EXPECT_GT(std::abs(fe - f0), 1e-8 * std::max(1.0, std::abs(f0))) << "(" << e.r << "," << e.m << ")";
+    }
+  }
+}
+
 TEST(FiniteSymmetry, GroupFeatureMapsAreEquivariant) {
   // F[ρx](t, r) = F[x](R⁻¹t, r − 1) (MATH.md §2): rotation slice r of the rotated input's maps is the
   // rot90 of slice r − 1 of the original's, for the lift and for every later gconv.
