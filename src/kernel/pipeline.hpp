@@ -1,12 +1,14 @@
 // The spatial part of the fast engine (private to src/kernel), compiled once per instruction-set level
 // and chosen at run time.
 //
-// One rotation block B_Δ is pushed through the layers plane by plane: a plane is the (i', j') matrix of
+// One block B_h (h ∈ G) is pushed through the layers plane by plane: a plane is the (i', j') matrix of
 // one x-side position t = (i, j). For output slab i (all j), pass A sums the q input slabs i+a into a mid
 // slab that stays in L2; pass B then builds each output plane from q mid planes. A nonlinearity between
 // two layers is applied lazily, in place, to each input slab just before its first use; the last layer
 // before the readout hands each output plane straight to its nonlinearity and the pooled sums, so its
-// output is never stored. With an observer every state is materialised instead (tests).
+// output is never stored — unless an avgpool, a res block or a flatten readout follows it, a self chain is
+// being recorded, or an observer wants every state: then each state is materialised, an avgpool averages the
+// stored block over cells and a res block saves its input block and adds it back at its end.
 #pragma once
 
 #include <cstddef>
