@@ -131,6 +131,38 @@ TEST(GpuExecutor, MatchesCpuEngineOnEdgeArchitectures) {
   }
 }
 
+// Every point group of MATH §10 runs on the device with one block per element: the CPU engine (itself
+// checked against the |G|²-label reference) is the independent value.
+TEST(GpuExecutor, EveryPointGroupMatchesTheCpuEngine) {
+  REQUIRE_DEVICE();
+  const InputShape shape{2, 6, 6};
+  const ImageSet x = image_set(shape, 3, 61), y = image_set(shape, 2, 62);
+  for (const char* g : {"C1", "C2", "C4", "D1", "D2", "D4"})
+    for (const char* pad : {"same", "valid", "circular"}) {
+      const std::string text = std::string("lift:k=3:b=0.3:pad=") + pad + ":group=" + g + ",relu,gconv:k=3:pad=" + pad +
+                               ",erf,gpool,dense:b=0.2,relu,dense";
+      SCOPED_TRACE(text);
+      const Network net(Architecture::parse(text), shape);
+      EXPECT_LE(max_rel(eqntk::gpu::gram_matrices(net, x, &y, *device()), gram_matrices(net, x, &y)), kTol);
+    }
+}
+
+// Layers without a device kernel are refused before any work, naming the layer.
+TEST(GpuExecutor, RefusesAvgpoolAndResidualBlocksWithOneLine) {
+  REQUIRE_DEVICE();
+  for (const std::string text : {"lift,relu,avgpool:s=2,gpool,dense", "lift,relu,res(gconv,relu,gconv),gpool,dense"}) {
+    const Network net(Architecture::parse(text), {1, 4, 4});
+    try {
+      PairExecutor exec(net, *device());
+      ADD_FAILURE() << text << " was accepted";
+    } catch (const eqntk::InvalidArgument& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("has no device kernel yet"), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
+}
+
 // ---- Symmetries on the device (MATH §5.2, §5.5).
 
 // Θ and K of (x, x2) on the device, self chains included.
@@ -224,12 +256,12 @@ TEST(GpuExecutor, SelfChainsMatchTheCpuEngine) {
 
 // ---- Window lines of a block from its matrix A_h (pure index algebra, no device needed).
 
-TEST(GpuWindowLines, RotationBlocksMoveTheLinesOfTheCpuEngine) {
-  for (int d = 0; d < 4; ++d) {
-    const auto want = box_lines(d);
-    EXPECT_EQ(eqntk::gpu::window_lines(eqntk::gpu::rotation_matrix(d)),
+TEST(GpuWindowLines, EveryD4BlockMovesTheLinesOfTheCpuEngine) {
+  for (const eqntk::group::Element h : eqntk::group::elements(eqntk::group::PointGroup::D4)) {
+    const auto want = box_lines(h);
+    EXPECT_EQ(eqntk::gpu::window_lines(eqntk::gpu::offset_matrix(h)),
               (eqntk::gpu::WindowLines{want[0].dv, want[0].sign, want[1].dv, want[1].sign}))
-        << "delta " << d;
+        << "element (" << h.r << ", " << h.m << ")";
   }
 }
 

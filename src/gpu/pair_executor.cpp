@@ -1,5 +1,8 @@
 #include "eqntk/gpu/pair_executor.hpp"
 
+#include "eqntk/group/point_group.hpp"
+#include "eqntk/kernel/head.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
@@ -258,25 +261,12 @@ struct PairExecutor::Impl {
                          record.begin() + var_offset[s] + stages[s].h_in * stages[s].w_in);
   }
 
-  // The dense head on the host: the rule of kernel::PairKernel (MATH §3 dense, §4 head nonlinearities).
-  // With `record` (the pair (x, x)) the head variances are the pre-activations themselves and are kept.
+  // The dense head on the host (kernel::apply_head, shared with the CPU engines). With `record` (the pair
+  // (x, x)) the head variances are the pre-activations themselves and are kept.
   [[nodiscard]] KernelValue head(KernelValue v, const kernel::SelfChain& sx, const kernel::SelfChain& sx2,
                                  kernel::SelfChain* record = nullptr) const {
-    const auto& stages = net.stages();
-    for (std::size_t s = net.readout_stage() + 1; s < stages.size(); ++s) {
-      const Stage& st = stages[s];
-      if (st.spec.kind == LayerKind::dense) {
-        const double kn = st.w2 * v.nngp + st.b2;
-        v = {kn, kn + st.w2 * v.ntk};
-      } else if (kernel::is_nonlinearity(st.spec.kind)) {
-        if (record != nullptr) record->head_var[s] = v.nngp;
-        const double q1 = record != nullptr ? v.nngp : sx.head_var[s];
-        const double q2 = record != nullptr ? v.nngp : sx2.head_var[s];
-        const kernel::DualValue d = kernel::dual(st.spec.kind, q1, q2, v.nngp);
-        v = {d.sigma, d.sigma_dot * v.ntk};
-      }
-    }
-    return v;
+    return kernel::apply_head(net.head_layers(), v, sx.head_var.data(), sx2.head_var.data(),
+                              record != nullptr ? record->head_var.data() : nullptr);
   }
 };
 
@@ -294,11 +284,10 @@ WindowLines window_lines(const std::array<int, 4>& a) {
   return l;
 }
 
-std::array<int, 4> rotation_matrix(int delta) {
-  std::array<int, 4> m{1, 0, 0, 1};
-  for (int r = 0; r < ((delta % 4) + 4) % 4; ++r)  // R·m with R = {0, −1, 1, 0}
-    m = {-m[2], -m[3], m[0], m[1]};
-  return m;
+std::array<int, 4> offset_matrix(group::Element h) {
+  // Columns are the images of the unit offsets under A_h (the group module's action, MATH §10).
+  const group::Offset c0 = group::act(h, {1, 0}), c1 = group::act(h, {0, 1});
+  return {static_cast<int>(c0.a), static_cast<int>(c1.a), static_cast<int>(c0.b), static_cast<int>(c1.b)};
 }
 
 PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_t max_batch,
@@ -308,8 +297,13 @@ PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_
   DeviceState& dev = device.state();
   m.diag = net.diagonal_only();
   m.slots_per_pair = m.diag ? 1 : net.rotations();
-  for (int d = 0; d < m.slots_per_pair; ++d) {  // the blocks B_Δ of p4 (one, Δ = 0, for a CNN)
-    const WindowLines l = window_lines(rotation_matrix(d));
+  for (const Stage& st : net.stages())
+    if (st.spec.kind == LayerKind::avgpool || st.spec.kind == LayerKind::res || st.spec.kind == LayerKind::res_end)
+      throw InvalidArgument("GPU executor: layer '" + st.spec.token +
+                            "' (avgpool, res) has no device kernel yet; use --device cpu for this architecture");
+  const auto elements = group::elements(net.group());
+  for (int d = 0; d < m.slots_per_pair; ++d) {  // one block B_h per element h of G (one, h = e, for a CNN)
+    const WindowLines l = window_lines(offset_matrix(elements[static_cast<std::size_t>(d)]));
     m.lines.push_back({l.dv_a, l.sign_a, l.dv_b, l.sign_b});
   }
   const auto& stages = net.stages();

@@ -29,6 +29,7 @@
 #include "eqntk/gpu/device.hpp"
 #include "eqntk/kernel/gram.hpp"
 #include "eqntk/kernel/image.hpp"
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
@@ -53,8 +54,8 @@ struct WindowLines {
 };
 /// Throws InvalidArgument unless `a` is a signed permutation matrix.
 [[nodiscard]] WindowLines window_lines(const std::array<int, 4>& a);
-/// R^Δ as a row-major matrix, R(a, b) = (−b, a) (MATH §1).
-[[nodiscard]] std::array<int, 4> rotation_matrix(int delta);
+/// A_h as a row-major matrix acting on offsets (a, b) (MATH §10; group::act), e.g. R = {0, −1, 1, 0}.
+[[nodiscard]] std::array<int, 4> offset_matrix(group::Element h);
 
 /// Floating-point work of one entry-layer of the device kernels, counted from kernels.cl.
 struct WorkPerEntryLayer {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/network.hpp"
 
 namespace eqntk::kernel {
@@ -50,5 +51,9 @@ struct ImageSet {
 /// ρ(r)x = numpy.rot90(x, r, axes=(H, W)) for every channel (MATH.md §1): out[i][j] = x[j][W−1−i] for r = 1.
 /// r may be any integer (taken mod 4). Requires a square image for odd r; throws InvalidArgument otherwise.
 [[nodiscard]] Image rot90(const ImageView& x, int r);
+
+/// ρ(g)x = numpy.rot90(mirror^m x, r) for g = (r, m) (MATH.md §10; mirror reverses the column axis).
+/// Throws InvalidArgument for odd r on a non-square image.
+[[nodiscard]] Image transform(const ImageView& x, group::Element g);
 
 }  // namespace eqntk::kernel
