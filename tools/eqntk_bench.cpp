@@ -18,7 +18,16 @@
 //       reference's O(q²)); --nt-benchmark: the neural-tangents README network (21 × [conv 3×3 same,
 //       relu], global average pooling, dense on 32×32×3), last line ms_per_entry=<t>; --so3: the SO(3)
 //       pair kernels at L = 6, 8, 16 (tools/so3_bench.cpp); --mixed: also Precision::mixed (float32
-//       storage), its speedup over float64 in the same run and its kernel error on 8 pairs.
+//       storage), its speedup over float64 in the same run and its kernel error on 8 pairs;
+//       --device gpu [--gpu-index I]: the OpenCL executor against the CPU engine (tools/gpu_bench.cpp).
+// --group G: the standard network with lift:group=G (C1 C2 C4 D1 D2 D4, p4, p4m).
+// --myrtle (with --group G, default p4m): the cost of a point group other than p4 and of the Myrtle-style
+//       pooled network of MATH.md §10,
+//         lift:k=3:group=G,relu,gconv:k=3,relu,avgpool:s=2,gconv:k=3,relu,avgpool:s=2,gconv:k=3,relu,gpool,dense
+//       on 32×32×3. Last line: p4m_over_p4=<per-pair time of the standard layers with group G over p4, 28×28>
+//       myrtle_ms_per_pair=<fast path, 32×32×3> speedup_vs_reference=<reference per pair recursion over the
+//       fast path, both on the Myrtle network at 16×16×3: the reference's |G|² label blocks of a 32×32 state
+//       would take 8 GB>.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -29,6 +38,7 @@
 #include <vector>
 
 #include "eqntk/blas_check.hpp"
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 #include "eqntk/kernel/reference_kernel.hpp"
 
@@ -37,6 +47,7 @@ extern "C" void dgemm_(const char* ta, const char* tb, const int* m, const int* 
                        const int* ldc);
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 int so3_bench_main(double seconds_per_case);
+int gpu_bench_main(double seconds, int gpu_index);  // tools/gpu_bench.cpp
 
 namespace {
 
@@ -78,7 +89,22 @@ struct Args {
   bool nt = false;
   bool so3 = false;
   bool mixed = false;
+  bool gpu = false;
+  int gpu_index = -1;
+  bool myrtle = false;
+  std::string group = "C4";
 };
+
+// `arch` with `:group=<g>` appended to its lift token.
+std::string with_group(const std::string& arch, const std::string& g) {
+  const std::size_t comma = arch.find(',');
+  return arch.substr(0, comma) + ":group=" + g + arch.substr(comma);
+}
+
+std::string myrtle_arch(const std::string& g) {
+  return "lift:k=3:group=" + g +
+         ",relu,gconv:k=3,relu,avgpool:s=2,gconv:k=3,relu,avgpool:s=2,gconv:k=3,relu,gpool,dense";
+}
 
 Args parse(int argc, char** argv) {
   Args a;
@@ -106,10 +132,15 @@ Args parse(int argc, char** argv) {
       a.reference = false;
     } else if (k == "--so3") a.so3 = true;
     else if (k == "--mixed") a.mixed = true;
+    else if (k == "--device") a.gpu = next() == "gpu";
+    else if (k == "--gpu-index") a.gpu_index = std::stoi(next());
+    else if (k == "--group") a.group = next();
+    else if (k == "--myrtle") a.myrtle = true;
     else {
       std::printf(
           "usage: eqntk_bench [--arch A] [--size HW] [--channels C] [--seconds S] [--k5] [--nt-benchmark] [--so3]\n"
-          "                   [--mixed] [--no-reference] [--no-machine]\n");
+          "                   [--mixed] [--no-reference] [--no-machine] [--device cpu|gpu] [--gpu-index I]\n"
+          "                   [--group G] [--myrtle]\n");
       std::exit(k == "--help" ? 0 : 2);
     }
   }
@@ -173,17 +204,56 @@ double bench_fast(const Network& net, const Image& x, const Image& y, double sec
   return best;
 }
 
+// --myrtle: see the header.
+int myrtle_main(const Args& args) {
+  const std::string g = args.group == "C4" ? "p4m" : args.group;
+  if (!eqntk::group::from_name(g)) {
+    std::fprintf(stderr, "eqntk_bench: unknown group '%s'\n", g.c_str());
+    return 2;
+  }
+  KernelValue v{};
+  const Network p4(Architecture::parse(standard_arch(3)), {1, 28, 28});
+  const Network pg(Architecture::parse(with_group(standard_arch(3), g)), {1, 28, 28});
+  const Image a = random_image(p4.input_shape(), 1), b = random_image(p4.input_shape(), 2);
+  const double t_p4 = bench_fast(p4, a, b, args.seconds, v);
+  const double t_g = bench_fast(pg, a, b, args.seconds, v);
+  std::printf("standard layers on 28x28x1: p4 %.3f ms per pair (%d blocks), %s %.3f ms per pair (%d blocks)\n",
+              t_p4 * 1e3, p4.rotations(), g.c_str(), t_g * 1e3, pg.rotations());
+  const Network myrtle(Architecture::parse(myrtle_arch(g)), {3, 32, 32});
+  const Image x = random_image(myrtle.input_shape(), 3), y = random_image(myrtle.input_shape(), 4);
+  const double t_m = bench_fast(myrtle, x, y, args.seconds, v);
+  std::printf("Myrtle-style %s network on 32x32x3: %.3f ms per pair (nngp %.12g ntk %.12g)\n", g.c_str(), t_m * 1e3,
+              v.nngp, v.ntk);
+  const Network small(Architecture::parse(myrtle_arch(g)), {3, 16, 16});
+  const Image xs = random_image(small.input_shape(), 5), ys = random_image(small.input_shape(), 6);
+  const double t_small = bench_fast(small, xs, ys, args.seconds, v);
+  const ReferenceKernel ref(small);
+  const double r0 = thread_seconds();
+  const KernelValue rv = ref.evaluate(xs.view(), ys.view());
+  const double ref_pair = (thread_seconds() - r0) / 3.0;
+  std::printf("Myrtle-style network on 16x16x3: fast %.3f ms per pair, reference %.3f s per pair recursion; "
+              "agreement |dK|/K %.2e |dTheta|/Theta %.2e\n",
+              t_small * 1e3, ref_pair, std::abs(rv.nngp - v.nngp) / std::abs(rv.nngp),
+              std::abs(rv.ntk - v.ntk) / std::abs(rv.ntk));
+  std::printf("p4m_over_p4=%.3f myrtle_ms_per_pair=%.3f speedup_vs_reference=%.1f\n", t_g / t_p4, t_m * 1e3,
+              ref_pair / t_small);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   eqntk::reexec_with_better_blas_core(argv);  // the DGEMM peak must be the CPU's, not a generic kernel's
   const Args args = parse(argc, argv);
   if (args.so3) return so3_bench_main(args.seconds / 3);
-  const Network net(Architecture::parse(args.arch), {args.channels, args.size, args.size});
+  if (args.gpu) return gpu_bench_main(args.seconds, args.gpu_index);
+  if (args.myrtle) return myrtle_main(args);
+  const std::string arch = args.group == "C4" ? args.arch : with_group(args.arch, args.group);
+  const Network net(Architecture::parse(arch), {args.channels, args.size, args.size});
   const Image x = random_image(net.input_shape(), 1), y = random_image(net.input_shape(), 2);
   const double hw = static_cast<double>(args.size) * args.size;
   const double entry_layers = net.rotations() * hw * hw * net.spatial_linear_layers();
-  std::printf("arch %s on %dx%dx%d, %d rotation block(s), %d spatial layers\n", args.arch.c_str(), args.size, args.size,
+  std::printf("arch %s on %dx%dx%d, %d rotation block(s), %d spatial layers\n", arch.c_str(), args.size, args.size,
               args.channels, net.rotations(), net.spatial_linear_layers());
 
   KernelValue v{};

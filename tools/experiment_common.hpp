@@ -60,13 +60,12 @@ inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-/// The CNN of MATH §5.2 for a p4 architecture: `lift` and `gconv` become `conv` and `gpool` becomes
-/// `gap`, with the same k, padding, σ_w, σ_b; nonlinearities and the dense head are kept.
-/// Throws InvalidArgument if `p4` is not a group network.
-inline kernel::Architecture cnn_counterpart(const kernel::Architecture& p4) {
-  if (!p4.is_group_network()) throw InvalidArgument("--arch must be a p4 network (starting with lift)");
+/// The CNN of MATH §5.2 / §10 for a group architecture: `lift` and `gconv` become `conv` and `gpool` becomes
+/// `gap`, with the same k, padding, σ_w, σ_b; nonlinearities, avgpool, res blocks and the dense head are kept.
+/// Throws InvalidArgument if `gcnn` is not a group network.
+inline std::string cnn_counterpart_text(const std::vector<kernel::LayerSpec>& layers) {
   std::string text;
-  for (const auto& l : p4.layers()) {
+  for (const auto& l : layers) {
     if (!text.empty()) text += ',';
     auto sigma = [](double w, double b) {
       char buf[64];
@@ -81,10 +80,16 @@ inline kernel::Architecture cnn_counterpart(const kernel::Architecture& p4) {
         break;
       case kernel::LayerKind::gpool: text += "gap"; break;
       case kernel::LayerKind::dense: text += "dense" + sigma(l.w, l.b); break;
+      case kernel::LayerKind::avgpool: text += "avgpool:s=" + std::to_string(l.s); break;
+      case kernel::LayerKind::res: text += "res(" + cnn_counterpart_text(l.body) + ")"; break;
       default: text += std::string(kernel::to_string(l.kind)); break;
     }
   }
-  return kernel::Architecture::parse(text);
+  return text;
+}
+inline kernel::Architecture cnn_counterpart(const kernel::Architecture& gcnn) {
+  if (!gcnn.is_group_network()) throw InvalidArgument("--arch must be a group network (starting with lift)");
+  return kernel::Architecture::parse(cnn_counterpart_text(gcnn.layers()));
 }
 
 /// True when a nonlinearity follows the readout (MATH §5.2 and §7 then do not hold).

@@ -1,4 +1,8 @@
-// experiment_da: data augmentation = GCNN (MATH.md §7) on real Fashion-MNIST images.
+// experiment_da: data augmentation = GCNN (MATH.md §7, §10) on real Fashion-MNIST images.
+//
+// --group G (C1 C2 C4 D1 D2 D4, p4 = C4 the default, p4m = D4) puts the lift of --arch in the point group G
+// and augments by all |G| transformations ρ(g); everything below holds with 4 replaced by |G| (§10):
+// μ^DA_t = μ^G_{|G|t} for the sum loss.
 //
 // A p4 architecture (--arch) and its CNN of MATH §5.2 (lift/gconv → conv, gpool → gap, same windows,
 // padding and σ's, linear head). N training images X (standardised, downsampled) and X_aug, their 4N
@@ -35,6 +39,8 @@
 #include <vector>
 
 #include "eqntk/error.hpp"
+#include "eqntk/group/point_group.hpp"
+#include "eqntk/kernel/image.hpp"
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "experiment_common.hpp"
@@ -59,13 +65,15 @@ struct Args {
   int threads = 2;
   bool allow_nonlinear_head = false;
   std::int64_t symmetrize = 0;
+  std::string group;  // empty: the group of --arch
 };
 
 const char* kUsage =
     "usage: experiment_da [--n-train N=60] [--n-test M=20] [--n-noise 10] [--n-on 10] [--downsample F=2]\n"
     "                     [--arch P4_ARCH] [--times 0.1,1,10,100,1000,inf] [--eta 1] [--ridge 0]\n"
     "                     [--seed 1] [--threads 2] [--data-dir /usr/share/datasets/fashion-mnist]\n"
-    "                     [--allow-nonlinear-head] [--symmetrize S=0]\n"
+    "                     [--allow-nonlinear-head] [--symmetrize S=0] [--group G]\n"
+    "  --group G: the lift's point group (C1 C2 C4 D1 D2 D4, p4 = C4, p4m = D4); augmentation by all of G.\n"
     "  --symmetrize S: replace the first S training images by their C4 orbit averages (exactly rotation-\n"
     "  symmetric), which makes the DA matrix exactly singular (3S zero eigenvalues).\n"
     "  Times are DA times t (sum loss; the GCNN is evaluated at 4t) and mean-loss times (both sides at t).\n"
@@ -99,6 +107,7 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--seed") a.seed = std::stoull(v);
     else if (k == "--threads") a.threads = std::stoi(v);
     else if (k == "--symmetrize") a.symmetrize = std::stoll(v);
+    else if (k == "--group") a.group = v;
     else throw InvalidArgument("unknown option " + k);
   }
   if (a.symmetrize < 0 || a.symmetrize > a.n_train) throw InvalidArgument("need 0 <= symmetrize <= n-train");
@@ -115,14 +124,15 @@ std::vector<double> row_rel_diff(const Matrix& a, const Matrix& b) {
   return d;
 }
 
-// Mean over base images b in [first, first+count) of the orbit RSD; rows of `pred` are base-major (4b + r).
-double orbit_rsd(const Matrix& pred, std::int64_t first, std::int64_t count) {
+// Mean over base images b in [first, first+count) of the orbit RSD; rows of `pred` are base-major (m·b + g)
+// for orbits of size m.
+double orbit_rsd(const Matrix& pred, std::int64_t first, std::int64_t count, std::int64_t m) {
   double sum = 0.0;
   for (std::int64_t b = first; b < first + count; ++b) {
-    const auto orbit = pred.middleRows(4 * b, 4);
+    const auto orbit = pred.middleRows(m * b, m);
     const Eigen::RowVectorXd mean = orbit.colwise().mean();
-    const double var = (orbit.rowwise() - mean).squaredNorm() / 4.0;
-    const double ms = orbit.squaredNorm() / 4.0;
+    const double var = (orbit.rowwise() - mean).squaredNorm() / static_cast<double>(m);
+    const double ms = orbit.squaredNorm() / static_cast<double>(m);
     sum += std::sqrt(var / ms);
   }
   return sum / static_cast<double>(count);
@@ -130,7 +140,19 @@ double orbit_rsd(const Matrix& pred, std::int64_t first, std::int64_t count) {
 
 int run(const Args& args) {
   const auto t_start = std::chrono::steady_clock::now();
-  const kernel::Architecture p4_arch = kernel::Architecture::parse(args.arch);
+  kernel::Architecture p4_arch = kernel::Architecture::parse(args.arch);
+  if (!p4_arch.is_group_network()) throw InvalidArgument("--arch must be a group network (starting with lift)");
+  if (!args.group.empty()) {
+    const auto g = group::from_name(args.group);
+    if (!g) throw InvalidArgument("--group: unknown group '" + args.group + "' (expected C1 C2 C4 D1 D2 D4 p4 p4m)");
+    if (args.arch.find("group=") != std::string::npos && p4_arch.group() != *g)
+      throw InvalidArgument("--group " + args.group + " contradicts the group= of --arch");
+    const std::size_t comma = args.arch.find(',');
+    p4_arch = kernel::Architecture::parse(args.arch.substr(0, comma) + ":group=" + std::string(group::name(*g)) +
+                                          args.arch.substr(comma));
+  }
+  const auto elements = group::elements(p4_arch.group());
+  const std::int64_t m = static_cast<std::int64_t>(elements.size());  // |G|
   const kernel::Architecture cnn_arch = tools::cnn_counterpart(p4_arch);
   if (tools::head_is_nonlinear(p4_arch) && !args.allow_nonlinear_head)
     throw InvalidArgument("the head of --arch has a nonlinearity after the readout: MATH §5.2/§7 need a linear "
@@ -149,22 +171,30 @@ int run(const Args& args) {
   pre.seed = args.seed;
   pre.downsample = args.downsample;
   io::Dataset plain = io::prepare(train_all, test_all, pre);
-  pre.augment = true;
-  io::Dataset augmented = io::prepare(train_all, test_all, pre);
-  // --symmetrize: x ← ((x + ρ²x) + (ρx + ρ³x))/4, bitwise invariant under ρ (each sum is commutative in
-  // floating point), so the augmented set holds 4 identical copies of it.
+  const std::int64_t sz = plain.train.images.image_size();
+  // --symmetrize: x ← (1/|G|) Σ_g ρ(g)x, the orbit average (invariant up to rounding); the augmented set
+  // then holds |G| bitwise identical copies of it.
   for (std::int64_t i = 0; i < args.symmetrize; ++i) {
-    const kernel::ImageView x = plain.train.images.view(i);
-    const kernel::Image r1 = kernel::rot90(x, 1), r2 = kernel::rot90(x, 2), r3 = kernel::rot90(x, 3);
-    const std::int64_t sz = plain.train.images.image_size();
-    std::vector<double> sym(static_cast<std::size_t>(sz));
-    for (std::int64_t p = 0; p < sz; ++p) {
-      const auto u = static_cast<std::size_t>(p);
-      sym[u] = ((x.data[p] + r2.pixels[u]) + (r1.pixels[u] + r3.pixels[u])) / 4.0;
+    std::vector<double> sym(static_cast<std::size_t>(sz), 0.0);
+    for (const group::Element e : elements) {
+      const kernel::Image gx = kernel::transform(plain.train.images.view(i), e);
+      for (std::size_t p = 0; p < sym.size(); ++p) sym[p] += gx.pixels[p] / static_cast<double>(m);
     }
     std::copy(sym.begin(), sym.end(), plain.train.images.pixels.begin() + i * sz);
-    for (int r = 0; r < 4; ++r) std::copy(sym.begin(), sym.end(), augmented.train.images.pixels.begin() + (4 * i + r) * sz);
   }
+  // The augmented training set, image-major: row m·i + g is ρ(g)x_i (g in group::elements order), labels
+  // repeated. For a symmetrised image the copies are the orbit average itself.
+  io::Dataset augmented = plain;
+  augmented.train.images.count = m * plain.train.images.count;
+  augmented.train.images.pixels.clear();
+  augmented.train.targets.classes.clear();
+  for (std::int64_t i = 0; i < plain.train.images.count; ++i)
+    for (const group::Element e : elements) {
+      const kernel::Image gx = i < args.symmetrize ? kernel::transform(plain.train.images.view(i), {0, 0})
+                                                   : kernel::transform(plain.train.images.view(i), e);
+      augmented.train.images.pixels.insert(augmented.train.images.pixels.end(), gx.pixels.begin(), gx.pixels.end());
+      augmented.train.targets.classes.push_back(plain.train.targets.classes[static_cast<std::size_t>(i)]);
+    }
   const std::int64_t n = plain.train.images.count, k = plain.outputs();
   const kernel::InputShape shape = plain.train.images.shape;
   const kernel::Network p4(p4_arch, shape), cnn(cnn_arch, shape);
@@ -178,10 +208,10 @@ int run(const Args& args) {
   for (std::int64_t i = 0; i < args.n_on; ++i) on_rows[static_cast<std::size_t>(i)] = i;
   const kernel::ImageSet on = tools::select_images(plain.train.images, on_rows);
   const kernel::ImageSet bases = tools::concat({&on, &plain.test.images, &noise});
-  kernel::ImageSet z{shape, 4 * bases.count, {}};
+  kernel::ImageSet z{shape, m * bases.count, {}};
   for (std::int64_t b = 0; b < bases.count; ++b)
-    for (int r = 0; r < 4; ++r) {
-      const kernel::Image im = kernel::rot90(bases.view(b), r);
+    for (const group::Element e : elements) {
+      const kernel::Image im = kernel::transform(bases.view(b), e);
       z.pixels.insert(z.pixels.end(), im.pixels.begin(), im.pixels.end());
     }
   struct Group {
@@ -190,12 +220,13 @@ int run(const Args& args) {
   };
   const Group groups[] = {{"on-data", 0, args.n_on}, {"test", args.n_on, args.n_test}, {"noise", args.n_on + args.n_test, args.n_noise}};
 
-  std::printf("experiment_da: Fashion-MNIST %lldx%lld, N = %lld train images (4N = %lld augmented), K = %lld\n",
-              static_cast<long long>(shape.height), static_cast<long long>(shape.width), static_cast<long long>(n),
-              static_cast<long long>(4 * n), static_cast<long long>(k));
-  std::printf("  evaluation images: %lld on-data + %lld real test + %lld noise, each in 4 rotations (%lld points)\n",
+  std::printf("experiment_da: Fashion-MNIST %lldx%lld, group %s, N = %lld train images (|G|N = %lld augmented), K = %lld\n",
+              static_cast<long long>(shape.height), static_cast<long long>(shape.width),
+              std::string(group::name(p4_arch.group())).c_str(), static_cast<long long>(n),
+              static_cast<long long>(m * n), static_cast<long long>(k));
+  std::printf("  evaluation images: %lld on-data + %lld real test + %lld noise, each in %lld transformations (%lld points)\n",
               static_cast<long long>(args.n_on), static_cast<long long>(args.n_test), static_cast<long long>(args.n_noise),
-              static_cast<long long>(z.count));
+              static_cast<long long>(m), static_cast<long long>(z.count));
   std::printf("  p4  arch %s\n  CNN arch %s\n", p4_arch.canonical().c_str(), cnn_arch.canonical().c_str());
   std::fflush(stdout);
 
@@ -208,23 +239,20 @@ int run(const Args& args) {
   const tools::Grams g_star = tools::library_grams(p4, z, &plain.train.images, args.threads);
   const double sec_p4 = tools::seconds_since(t0);
   std::printf("  kernels: CNN on the augmented set %.1f s (%lld pairs), p4 %.1f s (%lld pairs), %d threads\n", sec_cnn,
-              static_cast<long long>(4 * n * (4 * n + 1) / 2 + z.count * 4 * n), sec_p4,
+              static_cast<long long>(m * n * (m * n + 1) / 2 + z.count * m * n), sec_p4,
               static_cast<long long>(n * (n + 1) / 2 + z.count * n), args.threads);
 
   const tools::Matrix y = tools::one_hot_targets(plain.train.targets.classes, k);
   const tools::Matrix y_aug = tools::one_hot_targets(augmented.train.targets.classes, k);
-  for (std::int64_t i = 0; i < n; ++i)  // the pipeline's augmented order is image-major: row 4i + r is ρ^r x_i
-    if (augmented.train.source_index[static_cast<std::size_t>(4 * i)] != plain.train.source_index[static_cast<std::size_t>(i)])
-      throw Error("augmented set is not image-major");
 
   // Plain CNN (no augmentation): the r = 0 rows/columns of A, bitwise the same pair evaluations.
   std::vector<Eigen::Index> orig(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) orig[static_cast<std::size_t>(i)] = 4 * i;
+  for (std::int64_t i = 0; i < n; ++i) orig[static_cast<std::size_t>(i)] = m * i;
 
   std::vector<double> times_mean_da, times_mean_g, times_sum_g;
   for (const double t : args.times) {
-    times_sum_g.push_back(4.0 * t);
-    times_mean_da.push_back(t / static_cast<double>(4 * n * k));
+    times_sum_g.push_back(static_cast<double>(m) * t);
+    times_mean_da.push_back(t / static_cast<double>(m * n * k));
     times_mean_g.push_back(t / static_cast<double>(n * k));
   }
   auto join = [](std::vector<double> x, const std::vector<double>& more) {
@@ -234,12 +262,12 @@ int run(const Args& args) {
 
   double max_rel = 0.0, max_rel_finite = 0.0;
   double rsd[3] = {0, 0, 0};
-  std::printf("\n  max_x ||mu_DA - mu_GCNN|| / ||mu_GCNN||   (DA: 4N points, time t; GCNN: N points, time 4t (sum loss), t (mean loss))\n");
+  std::printf("\n  max_x ||mu_DA - mu_GCNN|| / ||mu_GCNN||   (DA: |G|N points, time t; GCNN: N points, time |G|t (sum loss), t (mean loss))\n");
   std::printf("  %-5s %-5s %-8s %12s %12s %12s\n", "kern", "loss", "t", "on-data", "test", "noise");
   for (const bool ntk : {true, false}) {
     const Matrix& am = a.get(ntk);
-    const double eps_da = args.ridge * am.trace() / static_cast<double>(4 * n);
-    const double eps_g = eps_da / 4.0;
+    const double eps_da = args.ridge * am.trace() / static_cast<double>(m * n);
+    const double eps_g = eps_da / static_cast<double>(m);
     const tools::Solved da = tools::solve(am, a_star.get(ntk), y_aug, join(args.times, times_mean_da), args.eta, eps_da, false);
     const tools::Solved gc = tools::solve(g.get(ntk), g_star.get(ntk), y, join(times_sum_g, times_mean_g), args.eta, eps_g, false);
     if (da.infinite_failed || gc.infinite_failed)
@@ -252,19 +280,20 @@ int run(const Args& args) {
         const auto d = row_rel_diff(da.mean[loss * nt + ti], gc.mean[loss * nt + ti]);
         std::printf("  %-5s %-5s %-8s", ntk ? "NTK" : "NNGP", loss ? "mean" : "sum", tools::time_text(args.times[ti]).c_str());
         for (const auto& grp : groups) {
-          double m = 0.0;
-          for (std::int64_t p = 4 * grp.first; p < 4 * (grp.first + grp.count); ++p) m = std::max(m, d[static_cast<std::size_t>(p)]);
-          if (grp.count > 0) std::printf(" %12.3e", m);
+          double worst = 0.0;
+          for (std::int64_t p = m * grp.first; p < m * (grp.first + grp.count); ++p)
+            worst = std::max(worst, d[static_cast<std::size_t>(p)]);
+          if (grp.count > 0) std::printf(" %12.3e", worst);
           else std::printf(" %12s", "-");
-          max_rel = std::max(max_rel, m);
-          if (!std::isinf(args.times[ti])) max_rel_finite = std::max(max_rel_finite, m);
+          max_rel = std::max(max_rel, worst);
+          if (!std::isinf(args.times[ti])) max_rel_finite = std::max(max_rel_finite, worst);
         }
         std::printf("\n");
       }
-    std::printf("  %s spectra: DA (4N) lambda in [%.3e, %.3e], GCNN (N) lambda in [%.3e, %.3e] (x4: [%.3e, %.3e]); "
+    std::printf("  %s spectra: DA (|G|N) lambda in [%.3e, %.3e], GCNN (N) lambda in [%.3e, %.3e] (x|G|: [%.3e, %.3e]); "
                 "ridge DA %.3e, GCNN %.3e\n",
-                ntk ? "NTK" : "NNGP", da.lambda_min, da.lambda_max, gc.lambda_min, gc.lambda_max, 4 * gc.lambda_min,
-                4 * gc.lambda_max, eps_da, eps_g);
+                ntk ? "NTK" : "NNGP", da.lambda_min, da.lambda_max, gc.lambda_min, gc.lambda_max,
+                static_cast<double>(m) * gc.lambda_min, static_cast<double>(m) * gc.lambda_max, eps_da, eps_g);
     if (ntk) {
       // Emergent invariance at t = ∞, or at the largest time for which every solve succeeded.
       const Matrix c0 = am(orig, orig);
@@ -278,16 +307,16 @@ int run(const Args& args) {
           ti = i;
       if (ti == nt) throw NumericalError("no time at which all three predictors could be solved");
       const tools::Solved plain_cnn{{plain_all.mean[ti]}};
-      rsd[0] = orbit_rsd(plain_cnn.mean[0], groups[1].first, groups[1].count);
-      rsd[1] = orbit_rsd(da.mean[ti], groups[1].first, groups[1].count);
-      rsd[2] = orbit_rsd(gc.mean[ti], groups[1].first, groups[1].count);
-      const double rsd_noise[3] = {orbit_rsd(plain_cnn.mean[0], groups[2].first, groups[2].count),
-                                   orbit_rsd(da.mean[ti], groups[2].first, groups[2].count),
-                                   orbit_rsd(gc.mean[ti], groups[2].first, groups[2].count)};
-      std::printf("  orbit RSD of NTK predictions at t = %s, real test images: CNN %.3e  DA-CNN %.3e  p4 %.3e\n",
+      rsd[0] = orbit_rsd(plain_cnn.mean[0], groups[1].first, groups[1].count, m);
+      rsd[1] = orbit_rsd(da.mean[ti], groups[1].first, groups[1].count, m);
+      rsd[2] = orbit_rsd(gc.mean[ti], groups[1].first, groups[1].count, m);
+      const double rsd_noise[3] = {orbit_rsd(plain_cnn.mean[0], groups[2].first, groups[2].count, m),
+                                   orbit_rsd(da.mean[ti], groups[2].first, groups[2].count, m),
+                                   orbit_rsd(gc.mean[ti], groups[2].first, groups[2].count, m)};
+      std::printf("  orbit RSD of NTK predictions at t = %s, real test images: CNN %.3e  DA-CNN %.3e  GCNN %.3e\n",
                   tools::time_text(args.times[ti]).c_str(), rsd[0], rsd[1], rsd[2]);
       if (args.n_noise > 0)
-        std::printf("  orbit RSD of NTK predictions at t = %s, noise images:     CNN %.3e  DA-CNN %.3e  p4 %.3e\n",
+        std::printf("  orbit RSD of NTK predictions at t = %s, noise images:     CNN %.3e  DA-CNN %.3e  GCNN %.3e\n",
                     tools::time_text(args.times[ti]).c_str(), rsd_noise[0], rsd_noise[1], rsd_noise[2]);
     }
   }

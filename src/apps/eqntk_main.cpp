@@ -29,8 +29,10 @@ int main(int argc, char** argv) {
     code = eqntk::cli::kernel_command({args.begin() + 1, args.end()});
   } else if (sub == "run") {
     code = eqntk::cli::run_command({args.begin() + 1, args.end()});
+  } else if (sub == "plan") {
+    code = eqntk::cli::plan_command({args.begin() + 1, args.end()});
   } else {
-    if (rank == 0) std::fprintf(stderr, "eqntk: error: unknown command '%s' (expected kernel, run, --help or --version)\n", sub.c_str());
+    if (rank == 0) std::fprintf(stderr, "eqntk: error: unknown command '%s' (expected kernel, run, plan, --help or --version)\n", sub.c_str());
     code = eqntk::cli::kExitUsage;
   }
   std::fflush(stdout);

@@ -41,6 +41,8 @@ std::string help_text() {
          "  mpirun -np P eqntk run --train-images A --train-labels B --test-images C --test-labels D\n"
          "      --arch ARCH --times inf,0.5,5 --kernel both --out DIR [--config run.ini] ...\n"
          "      Distributed kernels, predictions at every time t, metrics.json.\n"
+         "  eqntk plan --ranks P [the arguments of eqntk run]\n"
+         "      Sizes, per-rank memory and a calibrated estimate of core-hours and wall time, before sbatch.\n"
          "  eqntk --version\n\n"
          "Run `eqntk kernel --help` or `eqntk run --help` for every option.\n"
          "Architectures (MATH.md §9): comma-separated layers name[:key=value]..., e.g.\n"

@@ -10,6 +10,7 @@
 #include "eqntk/cli/commands.hpp"
 #include "eqntk/parallel/collective.hpp"
 #include "eqntk/error.hpp"
+#include "eqntk/gpu/pair_executor.hpp"
 #include "eqntk/io/atomic_file.hpp"
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/io/npy.hpp"
@@ -84,7 +85,10 @@ int kernel_command(const std::vector<std::string>& args) {
                                                                            "output file for the NTK matrix")(
       "threads", po::value<int>()->default_value(1), "OpenMP threads over pairs")(
       "precision", po::value<std::string>()->default_value("float64"),
-      "float64, or mixed: float32 storage of the covariance blocks, float64 arithmetic (planar networks)");
+      "float64, or mixed: float32 storage of the covariance blocks, float64 arithmetic (planar networks)")(
+      "device", po::value<std::string>()->default_value("cpu"),
+      "cpu, or gpu: the kernels on an OpenCL device (float64, planar networks)")(
+      "gpu-index", po::value<int>()->default_value(-1), "OpenCL device to use with --device gpu (default: the first)");
   detail::add_so3_options(desc, false);
   return detail::guarded([&]() -> int {
     po::variables_map vm;
@@ -123,8 +127,15 @@ int kernel_command(const std::vector<std::string>& args) {
       if (precision_text != "float64" && precision_text != "mixed")
         throw InvalidArgument("--precision must be float64 or mixed, got '" + precision_text + "'");
       const auto precision = precision_text == "mixed" ? kernel::Precision::mixed : kernel::Precision::float64;
+      const std::string device_text = vm["device"].as<std::string>();
+      if (device_text != "cpu" && device_text != "gpu")
+        throw InvalidArgument("--device must be cpu or gpu, got '" + device_text + "'");
+      const bool gpu = device_text == "gpu";
+      if (gpu && precision == kernel::Precision::mixed)
+        throw InvalidArgument("--precision mixed applies to --device cpu only; the GPU computes in float64");
       const detail::So3Options so3_options = detail::read_so3_options(vm, false);
       if (detail::routes_to_so3(vm["arch"].as<std::string>(), so3_options)) {
+        if (gpu) throw InvalidArgument("--device gpu applies to planar networks only, not to SO(3) architectures");
         if (precision == kernel::Precision::mixed)
           throw InvalidArgument("--precision mixed applies to planar networks only, not to SO(3) architectures");
         so3_kernel(vm, so3_options, threads);
@@ -149,11 +160,22 @@ int kernel_command(const std::vector<std::string>& args) {
       for (const char* key : {"nngp", "ntk"})
         if (vm.count(key) != 0u) outputs.emplace_back(std::filesystem::path(vm[key].as<std::string>()));
       const auto t0 = std::chrono::steady_clock::now();
-      const kernel::GramPair g = kernel::gram_matrices(net, x1, two ? &x2 : nullptr, threads, precision);
+      std::string where;
+      kernel::GramPair g;
+      if (gpu) {
+        gpu::DeviceOptions device_options;
+        device_options.index = vm["gpu-index"].as<int>();
+        const gpu::Device device(device_options);
+        where = " on OpenCL device '" + device.info().name + "'";
+        g = gpu::gram_matrices(net, x1, two ? &x2 : nullptr, device, 0,
+                               [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+      } else {
+        g = kernel::gram_matrices(net, x1, two ? &x2 : nullptr, threads, precision);
+      }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       write_matrices(vm, g, outputs);
-      std::printf("eqntk kernel: %lldx%lld matrices of %s in %.3f s\n", static_cast<long long>(g.rows),
-                  static_cast<long long>(g.cols), arch.canonical().c_str(), seconds);
+      std::printf("eqntk kernel: %lldx%lld matrices of %s%s in %.3f s\n", static_cast<long long>(g.rows),
+                  static_cast<long long>(g.cols), arch.canonical().c_str(), where.c_str(), seconds);
     });
     return kExitOk;
   });

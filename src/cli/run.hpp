@@ -39,6 +39,8 @@ struct RunConfig {
   std::int64_t nb = 32;
   int threads = 1;
   kernel::Precision precision = kernel::Precision::float64;
+  bool gpu = false;    // --device gpu: pairs on an OpenCL device (src/gpu)
+  int gpu_index = -1;  // --gpu-index; < 0: node-local rank mod device count
   double progress_interval = 3.0;
   io::ImageLayout layout = io::ImageLayout::nhwc;
   io::Preprocessing prep;
@@ -56,6 +58,11 @@ struct RunConfig {
 /// Parses and validates `args` (and the --config file). Collective: every rank reaches the same verdict.
 /// Returns false (after printing the help) for --help.
 [[nodiscard]] bool parse_run(const std::vector<std::string>& args, RunConfig& config);
+
+/// As parse_run with `extra` options beside run's (eqntk plan), whose values land in `vm`.
+[[nodiscard]] bool parse_run(const std::vector<std::string>& args, RunConfig& config,
+                             const boost::program_options::options_description& extra,
+                             boost::program_options::variables_map& vm);
 
 /// The file names this run writes into --out (for the overwrite check and the final rename).
 [[nodiscard]] std::vector<std::string> output_names(const RunConfig& c);

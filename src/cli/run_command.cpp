@@ -10,6 +10,7 @@
 #include "common.hpp"
 #include "eqntk/cli/commands.hpp"
 #include "eqntk/error.hpp"
+#include "eqntk/gpu/problem.hpp"
 #include "eqntk/io/checkpoint.hpp"
 #include "eqntk/io/outputs.hpp"
 #include "eqntk/parallel/broadcast.hpp"
@@ -61,15 +62,17 @@ int run_images(const RunConfig& c, const std::vector<std::string>& args, Clock::
   const auto [prows, pcols] = parallel::ProcessGrid::parse_shape(c.grid_text, world_size());
   parallel::on_root([&] { io::check_output_dir(c.out, output_names(c), c.overwrite); });  // created when written
 
-  // Data: rank 0 loads, checks and preprocesses; everyone receives the result.
+  // Data: rank 0 reads only the selected images (streamed), checks and preprocesses them and fingerprints
+  // the set; every rank then receives the targets and only the images its tiles touch.
   const auto t0 = Clock::now();
   io::Dataset data;
+  std::uint64_t data_fingerprint = 0;
   parallel::on_root([&] {
-    io::LabeledSet train = io::labeled(io::load_images(c.train_images, c.layout), io::load_targets(c.train_labels));
-    io::LabeledSet test = io::labeled(io::load_images(c.test_images, c.layout), io::load_targets(c.test_labels));
-    data = io::prepare(std::move(train), std::move(test), c.prep);
+    data = io::load_dataset({c.train_images, c.train_labels, c.test_images, c.test_labels}, c.layout, c.prep);
+    data_fingerprint = fingerprint(arch, data, c.precision);
   });
-  parallel::broadcast_dataset(data);
+  MPI_Bcast(&data_fingerprint, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+  parallel::distribute_dataset(data, prows, pcols, c.nb);
   const double seconds_load = seconds_since(t0);
   const std::int64_t n = data.train.images.count, m = data.test.images.count;
   check_sizes(c, n, m, prows, pcols);                        // before any heavy work, same verdict everywhere
@@ -82,10 +85,27 @@ int run_images(const RunConfig& c, const std::vector<std::string>& args, Clock::
   parallel::ProcessGrid grid(prows, pcols);
   log_grid(c, grid);
   const parallel::BuildOptions bo = build_options(
-      c, fingerprint(arch, data, c.precision),
+      c, data_fingerprint,
       "arch " + arch.canonical() + ", " + std::to_string(n) + " train and " + std::to_string(m) + " test images");
-  kernel::ImageProblem problem(net, data.train.images, data.test.images, c.precision);
-  const parallel::GramMatrices g = parallel::build_gram(grid, problem, c.nb, bo);
+  std::unique_ptr<gpu::Device> device;  // outlives the problem
+  std::unique_ptr<kernel::KernelProblem> problem;
+  parallel::collectively([&] {  // a rank whose device fails stops every rank
+    if (!c.gpu) {
+      problem = std::make_unique<kernel::ImageProblem>(net, data.train.images, data.test.images, c.precision);
+      return;
+    }
+    gpu::DeviceOptions options;
+    options.index = c.gpu_index;
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &options.local_rank);
+    MPI_Comm_free(&node);
+    device = std::make_unique<gpu::Device>(options);
+    problem = std::make_unique<gpu::ImageProblem>(net, data.train.images, data.test.images, *device,
+                                                  [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+  });
+  if (device) log("[gpu] rank 0 on OpenCL device '" + device->info().name + "'");
+  const parallel::GramMatrices g = parallel::build_gram(grid, *problem, c.nb, bo);
   std::string shape = "[";  // built by appending: GCC 12 reports a false -Wrestrict on "[" + std::to_string(...)
   shape.append(std::to_string(in.channels)).append(", ").append(std::to_string(in.height)).append(", ");
   shape.append(std::to_string(in.width)).append("]");

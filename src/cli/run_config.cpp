@@ -78,6 +78,10 @@ po::options_description run_options() {
       "threads", po::value<int>()->default_value(1), "OpenMP threads per rank (pairs of a tile)")(
       "precision", po::value<std::string>()->default_value("float64"),
       "float64, or mixed: float32 storage of the planar covariance blocks, float64 arithmetic")(
+      "device", po::value<std::string>()->default_value("cpu"),
+      "cpu, or gpu: each rank evaluates its tiles on one OpenCL device (float64, planar networks)")(
+      "gpu-index", po::value<int>()->default_value(-1),
+      "OpenCL device of each rank with --device gpu (default: node-local rank modulo the device count)")(
       "checkpoint", po::value<std::string>(), "directory for finished tiles (resume after interruption)")(
       "quiet", po::bool_switch(), "no progress lines")("progress-interval", po::value<double>()->default_value(3.0),
                                                        "seconds between progress lines")(
@@ -133,6 +137,12 @@ RunConfig read_config(const po::variables_map& vm) {
   if (precision != "float64" && precision != "mixed")
     throw InvalidArgument("--precision must be float64 or mixed, got '" + precision + "'");
   c.precision = precision == "mixed" ? kernel::Precision::mixed : kernel::Precision::float64;
+  const std::string device = vm["device"].as<std::string>();
+  if (device != "cpu" && device != "gpu") throw InvalidArgument("--device must be cpu or gpu, got '" + device + "'");
+  c.gpu = device == "gpu";
+  c.gpu_index = vm["gpu-index"].as<int>();
+  if (c.gpu && c.precision == kernel::Precision::mixed)
+    throw InvalidArgument("--precision mixed applies to --device cpu only; the GPU computes in float64");
   c.progress_interval = vm["progress-interval"].as<double>();
   if (!(c.progress_interval > 0)) throw InvalidArgument("--progress-interval must be positive");
   c.grid_text = vm["grid"].as<std::string>();
@@ -193,8 +203,14 @@ void check_sizes(const RunConfig& c, std::int64_t n_train, std::int64_t n_test, 
 }
 
 bool parse_run(const std::vector<std::string>& args, RunConfig& config) {
-  const po::options_description desc = run_options();
   po::variables_map vm;
+  return parse_run(args, config, po::options_description(), vm);
+}
+
+bool parse_run(const std::vector<std::string>& args, RunConfig& config, const po::options_description& extra,
+               po::variables_map& vm) {
+  po::options_description desc = run_options();
+  if (!extra.options().empty()) desc.add(extra);
   bool help = false;
   parallel::collectively([&] {
     parse_command_line(args, desc, vm);

@@ -58,7 +58,8 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   const auto log = [&](const std::string& line) {
     if (!c.quiet) print(line);
   };
-  reject_image_flags({"downsample", "rotate-test", "augment", "layout", "precision"}, c.explicit_flags);
+  reject_image_flags({"downsample", "rotate-test", "augment", "layout", "precision", "device", "gpu-index"},
+                     c.explicit_flags);
   const so3::Architecture arch = so3::Architecture::parse(c.arch_text);
   const auto [prows, pcols] = parallel::ProcessGrid::parse_shape(c.grid_text, world_size());
   parallel::on_root([&] { io::check_output_dir(c.out, output_names(c), c.overwrite); });

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "eqntk/error.hpp"
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/dual.hpp"
 
 namespace eqntk::finite {
@@ -68,16 +69,6 @@ class NormalGenerator {
   bool has_spare_ = false;
 };
 
-// One quarter turn of a (row, col) offset: R(a, b) = (−b, a) (MATH.md §1).
-std::pair<int, int> rotate_offset(int a, int b, int r) {
-  for (int k = 0; k < r; ++k) {
-    const int t = -b;
-    b = a;
-    a = t;
-  }
-  return {a, b};
-}
-
 std::int64_t wrap(std::int64_t i, std::int64_t n) {
   return ((i % n) + n) % n;
 }
@@ -129,9 +120,12 @@ FiniteNetwork::FiniteNetwork(kernel::Network net, std::int64_t width, std::uint6
       case LayerKind::gconv:
       case LayerKind::conv: {
         const int q = st.q, p = st.p;
-        const int n_s = st.spec.kind == LayerKind::gconv ? 4 : 1;         // the s-sum over C4
-        const int in_rot = st.in_state == kernel::StateKind::c4 ? 4 : 1;  // rotations in the input state
-        const int out_rot = st.spec.kind == LayerKind::conv ? 1 : 4;
+        const group::PointGroup grp = net_.group();
+        const auto elements = group::elements(grp);
+        const int order = group::order(grp);
+        const int n_s = st.spec.kind == LayerKind::gconv ? order : 1;           // the s-sum over G
+        const int in_rot = st.in_state == kernel::StateKind::group ? order : 1;  // group labels of the input
+        const int out_rot = st.spec.kind == LayerKind::conv ? 1 : order;
         const std::int64_t hw_in = st.h_in * st.w_in, hw_out = st.h_out * st.w_out;
         if (in_rot * hw_in != cols)
           throw InvalidArgument("finite network: internal shape mismatch at '" + st.spec.token + "'");
@@ -144,15 +138,18 @@ FiniteNetwork::FiniteNetwork(kernel::Network net, std::int64_t width, std::uint6
         if (cols > std::numeric_limits<std::int32_t>::max())
           throw InvalidArgument("finite network: feature maps too large at '" + st.spec.token + "'");
         l.map.assign(static_cast<std::size_t>(l.taps * l.cols_out), -1);
-        // Gathered value (s, y) of output column (r, t) is h(t + R^r y, r + s): the output pixel's centre
+        // Gathered value (s, y) of output column (g, t) is h(t + A_g y, g s): the output pixel's centre
         // is t itself (same, circular) or t + (p, p) (valid); valid windows never leave the image.
         for (int si = 0; si < n_s; ++si)
           for (int y0 = -p; y0 <= p; ++y0)
             for (int y1 = -p; y1 <= p; ++y1) {
               const std::int64_t tap = (static_cast<std::int64_t>(si) * q + (y0 + p)) * q + (y1 + p);
               for (int r = 0; r < out_rot; ++r) {
-                const auto [d0, d1] = rotate_offset(y0, y1, r);
-                const std::int64_t r_in = (r + si) % in_rot;
+                const group::Element g = elements[static_cast<std::size_t>(r)];
+                const group::Offset d = group::act(g, {y0, y1});
+                const std::int64_t d0 = d.a, d1 = d.b;
+                const std::int64_t r_in =
+                    in_rot == 1 ? 0 : group::index_of(grp, group::compose(g, elements[static_cast<std::size_t>(si)]));
                 for (std::int64_t i = 0; i < st.h_out; ++i)
                   for (std::int64_t j = 0; j < st.w_out; ++j) {
                     const std::int64_t centre_i = st.spec.pad == kernel::Padding::valid ? i + p : i;
@@ -189,6 +186,10 @@ FiniteNetwork::FiniteNetwork(kernel::Network net, std::int64_t width, std::uint6
         l.ch_out = ch * cols;
         l.cols_out = 1;
         break;
+      case LayerKind::avgpool:
+      case LayerKind::res:
+      case LayerKind::res_end:
+        throw InvalidArgument("finite network: '" + st.spec.token + "' is not supported by the finite-width networks");
       case LayerKind::dense: {
         l.fan_in = ch * cols;
         l.ch_out = s == last_dense_ ? 1 : width;
@@ -268,6 +269,10 @@ void FiniteNetwork::run_forward(const kernel::ImageView& x) {
       case LayerKind::id:
         std::copy(in, in + n_in, out);
         break;
+      case LayerKind::avgpool:
+      case LayerKind::res:
+      case LayerKind::res_end:
+        break;  // rejected by the constructor
       case LayerKind::gpool:
       case LayerKind::gap: {
         const double inv = 1.0 / static_cast<double>(l.cols_in);
@@ -362,6 +367,10 @@ double FiniteNetwork::gradient(const kernel::ImageView& x, std::span<double> gra
       case LayerKind::flatten:
         if (need_in) std::copy(d, d + n_in, din);
         break;
+      case LayerKind::avgpool:
+      case LayerKind::res:
+      case LayerKind::res_end:
+        break;  // rejected by the constructor
       case LayerKind::gpool:
       case LayerKind::gap:
         if (need_in) {

@@ -1,5 +1,6 @@
 #include "eqntk/io/array.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -141,6 +142,86 @@ Array load_array(const std::filesystem::path& path) {
   if (starts_with_idx_magic(head)) return read_idx(path);
   detail::fail(path.string(), head.empty() ? "empty file; expected a .npy or IDX file"
                                            : "not a .npy, IDX or gzip file (leading bytes " + hex_prefix(head) + ")");
+}
+
+std::int64_t ArrayRows::row_elements() const {
+  std::int64_t n = 1;
+  for (std::size_t d = 1; d < shape.size(); ++d) n *= shape[d];
+  return n;
+}
+
+ArrayRows ArrayRows::select(const Shape& shape, DType dtype, std::endian order, std::span<const std::int64_t> rows,
+                            std::string_view name) {
+  if (shape.empty()) throw InvalidArgument(detail::quoted(name) + " holds a scalar, not rows");
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    if (rows[r] < 0 || rows[r] >= shape[0] || (r > 0 && rows[r] <= rows[r - 1]))
+      throw InvalidArgument(detail::quoted(name) + ": row selection must be increasing within [0, " +
+                            std::to_string(shape[0]) + "), got " + std::to_string(rows[r]) + " at position " +
+                            std::to_string(r));
+  ArrayRows a;
+  a.shape = shape;
+  a.dtype = dtype;
+  a.order = order;
+  a.rows.assign(rows.begin(), rows.end());
+  return a;
+}
+
+void ArrayRows::decode_row(std::size_t r, double* out) const {
+  const std::int64_t n = row_elements();
+  Array tmp;
+  tmp.dtype = dtype;
+  const std::span<const std::byte> row(bytes.data() + static_cast<std::int64_t>(r) * row_bytes(),
+                                       static_cast<std::size_t>(row_bytes()));
+  detail::decode_elements(row, dtype, order, tmp, "row data");
+  tmp.shape = {n};
+  const std::vector<double> v = tmp.to_real();
+  std::copy(v.begin(), v.end(), out);
+}
+
+ArrayInfo peek_array(const std::filesystem::path& path) {
+  const auto head = detail::read_file_prefix(path, 8);
+  if (starts_with_npy_magic(head)) {
+    const NpyHeader h = read_npy_header(path);
+    return {h.shape, h.dtype};
+  }
+  if (detail::has_gzip_magic(head)) {
+    detail::GzipReader z(path);
+    std::vector<std::byte> inner(8);
+    inner.resize(z.read(inner.data(), inner.size()));
+    if (starts_with_npy_magic(inner)) {
+      const ArrayRows none = read_npy_rows(path, {});
+      return {none.shape, none.dtype};
+    }
+    if (starts_with_idx_magic(inner)) {
+      const IdxHeader h = read_idx_header(path);
+      return {h.shape, h.dtype};
+    }
+    detail::fail(path.string(), inner.empty()
+                                    ? "gzip stream decompresses to nothing; expected IDX or .npy content"
+                                    : "gzip content is neither IDX nor .npy (leading bytes " + hex_prefix(inner) + ")");
+  }
+  if (starts_with_idx_magic(head)) {
+    const IdxHeader h = read_idx_header(path);
+    return {h.shape, h.dtype};
+  }
+  detail::fail(path.string(), head.empty() ? "empty file; expected a .npy or IDX file"
+                                           : "not a .npy, IDX or gzip file (leading bytes " + hex_prefix(head) + ")");
+}
+
+ArrayRows load_array_rows(const std::filesystem::path& path, std::span<const std::int64_t> rows) {
+  const auto head = detail::read_file_prefix(path, 8);
+  bool npy = starts_with_npy_magic(head), idx = starts_with_idx_magic(head);
+  if (detail::has_gzip_magic(head)) {
+    detail::GzipReader z(path);
+    std::vector<std::byte> inner(8);
+    inner.resize(z.read(inner.data(), inner.size()));
+    npy = starts_with_npy_magic(inner);
+    idx = starts_with_idx_magic(inner);
+  }
+  if (npy) return read_npy_rows(path, rows);
+  if (idx) return read_idx_rows(path, rows);
+  (void)peek_array(path);  // throws the message that names what the content is
+  detail::fail(path.string(), "unreadable content");
 }
 
 }  // namespace eqntk::io

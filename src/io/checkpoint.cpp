@@ -134,12 +134,13 @@ Checkpoint::~Checkpoint() {
 void Checkpoint::index_file(const std::string& path, const std::function<bool(const TileRect&)>& wanted) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return;
-  std::fseek(f, 0, SEEK_END);
-  const std::int64_t size = std::ftell(f);
+  // Offsets as off_t (64-bit): a log of a large run passes 2 GB.
+  ::fseeko(f, 0, SEEK_END);
+  const std::int64_t size = ::ftello(f);
   std::int64_t pos = 0;
   while (pos + static_cast<std::int64_t>(sizeof(RecordHeader)) <= size) {
     RecordHeader h{};
-    std::fseek(f, pos, SEEK_SET);
+    ::fseeko(f, static_cast<off_t>(pos), SEEK_SET);
     if (std::fread(&h, sizeof h, 1, f) != 1) break;
     if (std::memcmp(h.magic, kMagic, 8) != 0 || h.rows < 0 || h.cols < 0 || h.matrix < 0 || h.matrix > 1) break;
     const std::int64_t payload = 2 * h.rows * h.cols * static_cast<std::int64_t>(sizeof(double));

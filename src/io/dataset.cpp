@@ -56,13 +56,24 @@ Targets select(const Targets& in, const std::vector<std::int64_t>& rows) {
   return out;
 }
 
+// The rows --n-train / --n-test select from `count` images: all of them (n < 0 or n == count) or a
+// seeded subset.
+std::vector<std::int64_t> subset_rows(std::int64_t count, std::int64_t n, std::uint64_t seed, const char* what) {
+  if (n == 0) throw InvalidArgument(std::string("--n-") + what + " must be positive");
+  if (n > count)
+    throw InvalidArgument(std::string("--n-") + what + " " + std::to_string(n) + " exceeds the " +
+                          std::to_string(count) + " " + what + " images available");
+  if (n < 0 || n == count) {
+    std::vector<std::int64_t> all(static_cast<std::size_t>(count));
+    std::iota(all.begin(), all.end(), 0);
+    return all;
+  }
+  return seeded_subset(count, n, seed);
+}
+
 void subset(LabeledSet& set, std::int64_t n, std::uint64_t seed, const char* what) {
   if (n < 0 || n == set.images.count) return;
-  if (n == 0) throw InvalidArgument(std::string("--n-") + what + " must be positive");
-  if (n > set.images.count)
-    throw InvalidArgument(std::string("--n-") + what + " " + std::to_string(n) + " exceeds the " +
-                          std::to_string(set.images.count) + " " + what + " images available");
-  const auto rows = seeded_subset(set.images.count, n, seed);
+  const auto rows = subset_rows(set.images.count, n, seed, what);
   set.images = select(set.images, rows);
   set.targets = select(set.targets, rows);
   std::vector<std::int64_t> src;
@@ -93,43 +104,83 @@ std::vector<double> Dataset::train_target_matrix() const {
   return y;
 }
 
-kernel::ImageSet load_images(const std::filesystem::path& path, ImageLayout layout, bool integer_pixels) {
-  const Array a = load_array(path);
-  const std::string name = "image file '" + path.string() + "'";
-  if ((!integer_pixels && a.is_integer()) || a.is_complex())
-    throw InvalidArgument(name + " has dtype " + std::string(npy_descr(a.dtype)) + ": expected float32 or float64");
+namespace {
+
+// An image file's shape read as images (count and C×H×W), with the checks of load_images.
+kernel::ImageSet image_header(const Shape& shape, DType dtype, const std::string& name, ImageLayout layout,
+                              bool integer_pixels) {
+  if ((!integer_pixels && is_integer(dtype)) || is_complex(dtype))
+    throw InvalidArgument(name + " has dtype " + std::string(npy_descr(dtype)) + ": expected float32 or float64");
   kernel::ImageSet set;
-  if (a.shape.size() == 3) {
-    set.shape = {1, a.shape[1], a.shape[2]};
-  } else if (a.shape.size() == 4) {
-    set.shape = layout == ImageLayout::nhwc ? kernel::InputShape{a.shape[3], a.shape[1], a.shape[2]}
-                                            : kernel::InputShape{a.shape[1], a.shape[2], a.shape[3]};
+  if (shape.size() == 3) {
+    set.shape = {1, shape[1], shape[2]};
+  } else if (shape.size() == 4) {
+    set.shape = layout == ImageLayout::nhwc ? kernel::InputShape{shape[3], shape[1], shape[2]}
+                                            : kernel::InputShape{shape[1], shape[2], shape[3]};
   } else {
-    throw InvalidArgument(name + " has shape " + shape_text(a.shape) +
+    throw InvalidArgument(name + " has shape " + shape_text(shape) +
                           ": expected 4 dimensions (N,H,W,C for --layout nhwc, N,C,H,W for nchw) or 3 (N,H,W)");
   }
-  set.count = a.shape[0];
+  set.count = shape[0];
   if (set.count < 1 || set.shape.channels < 1 || set.shape.height < 1 || set.shape.width < 1)
-    throw InvalidArgument(name + " has an empty shape " + shape_text(a.shape));
-  std::vector<double> v = a.to_real();
-  if (a.is_integer())
+    throw InvalidArgument(name + " has an empty shape " + shape_text(shape));
+  return set;
+}
+
+// Pixels of one image from the file's element order (NHWC or NCHW/NHW) to NCHW doubles; integers / 255.
+void to_image_pixels(const kernel::ImageSet& set, const Shape& file_shape, ImageLayout layout, bool integer,
+                     std::vector<double>& v, std::int64_t first_image, const std::string& name, double* out) {
+  if (integer)
     for (double& x : v) x /= 255.0;
   for (std::size_t e = 0; e < v.size(); ++e)
     if (!std::isfinite(v[e]))
       throw InvalidArgument(name + " contains " + (std::isnan(v[e]) ? "NaN" : "Inf") + " (image " +
-                            std::to_string(static_cast<std::int64_t>(e) / set.image_size()) + ")");
+                            std::to_string(first_image + static_cast<std::int64_t>(e) / set.image_size()) + ")");
   const std::int64_t c = set.shape.channels, h = set.shape.height, w = set.shape.width;
-  if (a.shape.size() == 4 && layout == ImageLayout::nhwc && c > 1) {
-    set.pixels.resize(v.size());
-    for (std::int64_t n = 0; n < set.count; ++n)
+  const std::int64_t count = static_cast<std::int64_t>(v.size()) / set.image_size();
+  if (file_shape.size() == 4 && layout == ImageLayout::nhwc && c > 1) {
+    for (std::int64_t n = 0; n < count; ++n)
       for (std::int64_t i = 0; i < h; ++i)
         for (std::int64_t j = 0; j < w; ++j)
           for (std::int64_t ch = 0; ch < c; ++ch)
-            set.pixels[static_cast<std::size_t>(((n * c + ch) * h + i) * w + j)] = v[static_cast<std::size_t>(((n * h + i) * w + j) * c + ch)];
+            out[((n * c + ch) * h + i) * w + j] = v[static_cast<std::size_t>(((n * h + i) * w + j) * c + ch)];
   } else {
-    set.pixels = std::move(v);  // NCHW, or a single channel where both layouts coincide
+    std::copy(v.begin(), v.end(), out);  // NCHW, or a single channel where both layouts coincide
+  }
+}
+
+}  // namespace
+
+kernel::ImageSet load_images(const std::filesystem::path& path, ImageLayout layout, bool integer_pixels) {
+  const Array a = load_array(path);
+  const std::string name = "image file '" + path.string() + "'";
+  kernel::ImageSet set = image_header(a.shape, a.dtype, name, layout, integer_pixels);
+  std::vector<double> v = a.to_real();
+  set.pixels.resize(v.size());
+  to_image_pixels(set, a.shape, layout, a.is_integer(), v, 0, name, set.pixels.data());
+  return set;
+}
+
+kernel::ImageSet load_image_rows(const std::filesystem::path& path, ImageLayout layout,
+                                 std::span<const std::int64_t> rows, bool integer_pixels) {
+  const std::string name = "image file '" + path.string() + "'";
+  const ArrayInfo info = peek_array(path);
+  kernel::ImageSet set = image_header(info.shape, info.dtype, name, layout, integer_pixels);
+  const ArrayRows raw = load_array_rows(path, rows);  // compact (file dtype) until decoded below
+  set.count = static_cast<std::int64_t>(rows.size());
+  set.pixels.resize(static_cast<std::size_t>(set.count * set.image_size()));
+  std::vector<double> v(static_cast<std::size_t>(set.image_size()));
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    raw.decode_row(r, v.data());
+    to_image_pixels(set, info.shape, layout, is_integer(info.dtype), v, rows[r], name,
+                    set.pixels.data() + static_cast<std::int64_t>(r) * set.image_size());
   }
   return set;
+}
+
+std::int64_t image_count(const std::filesystem::path& path, ImageLayout layout, bool integer_pixels) {
+  const ArrayInfo info = peek_array(path);
+  return image_header(info.shape, info.dtype, "image file '" + path.string() + "'", layout, integer_pixels).count;
 }
 
 Targets load_targets(const std::filesystem::path& path) {
@@ -211,7 +262,11 @@ kernel::ImageSet downsample(const kernel::ImageSet& in, int f) {
   return out;
 }
 
-Dataset prepare(LabeledSet train, LabeledSet test, const Preprocessing& opt) {
+namespace {
+
+// The checks of prepare() that need only shapes, counts and targets (images may be header-only);
+// returns the number of classes (classification) or 0.
+std::int64_t check_sets(const LabeledSet& train, const LabeledSet& test, const Preprocessing& opt) {
   auto check_counts = [](const LabeledSet& s, const char* what) {
     if (s.targets.count() != s.images.count)
       throw InvalidArgument(std::string(what) + " labels: " + std::to_string(s.targets.count()) + " labels for " +
@@ -230,18 +285,25 @@ Dataset prepare(LabeledSet train, LabeledSet test, const Preprocessing& opt) {
   if (!train.targets.classification && train.targets.dim != test.targets.dim)
     throw InvalidArgument("training targets have " + std::to_string(train.targets.dim) + " columns, test targets " +
                           std::to_string(test.targets.dim));
-  Dataset d;
+  std::int64_t num_classes = 0;
   if (train.targets.classification) {
     std::int64_t max_label = 0;
     for (const auto l : train.targets.classes) max_label = std::max(max_label, l);
     for (const auto l : test.targets.classes) max_label = std::max(max_label, l);
-    d.num_classes = opt.num_classes > 0 ? opt.num_classes : max_label + 1;
-    if (max_label >= d.num_classes)
-      throw InvalidArgument("label " + std::to_string(max_label) + " is out of range for --classes " + std::to_string(d.num_classes));
-    if (d.num_classes < 2) throw InvalidArgument("classification needs at least 2 classes (all labels are 0)");
+    num_classes = opt.num_classes > 0 ? opt.num_classes : max_label + 1;
+    if (max_label >= num_classes)
+      throw InvalidArgument("label " + std::to_string(max_label) + " is out of range for --classes " + std::to_string(num_classes));
+    if (num_classes < 2) throw InvalidArgument("classification needs at least 2 classes (all labels are 0)");
   }
-  subset(train, opt.n_train, opt.seed, "train");
-  subset(test, opt.n_test, opt.seed ^ 0x5DEECE66DULL, "test");
+  return num_classes;
+}
+
+constexpr std::uint64_t kTestSubsetSeed = 0x5DEECE66DULL;
+
+// Steps 2-5 of the pipeline on the selected images.
+Dataset finish(LabeledSet train, LabeledSet test, const Preprocessing& opt, std::int64_t num_classes) {
+  Dataset d;
+  d.num_classes = num_classes;
   if (opt.downsample != 1) {
     train.images = downsample(train.images, opt.downsample);
     test.images = downsample(test.images, opt.downsample);
@@ -304,6 +366,39 @@ Dataset prepare(LabeledSet train, LabeledSet test, const Preprocessing& opt) {
   d.train = std::move(train);
   d.test = std::move(test);
   return d;
+}
+
+}  // namespace
+
+Dataset prepare(LabeledSet train, LabeledSet test, const Preprocessing& opt) {
+  const std::int64_t num_classes = check_sets(train, test, opt);
+  subset(train, opt.n_train, opt.seed, "train");
+  subset(test, opt.n_test, opt.seed ^ kTestSubsetSeed, "test");
+  return finish(std::move(train), std::move(test), opt, num_classes);
+}
+
+Dataset load_dataset(const DataFiles& files, ImageLayout layout, const Preprocessing& opt) {
+  // Headers and labels first (small), every check of prepare(), then only the selected image rows.
+  const auto header_only = [&](const std::string& images, const std::string& labels) {
+    LabeledSet s;
+    const ArrayInfo info = peek_array(images);
+    s.images = image_header(info.shape, info.dtype, "image file '" + images + "'", layout, true);
+    s.targets = load_targets(labels);
+    return s;
+  };
+  LabeledSet train = header_only(files.train_images, files.train_labels);
+  LabeledSet test = header_only(files.test_images, files.test_labels);
+  const std::int64_t num_classes = check_sets(train, test, opt);
+  const auto load = [&](LabeledSet& s, const std::string& images, std::int64_t n, std::uint64_t seed, const char* what) {
+    const std::vector<std::int64_t> rows = subset_rows(s.images.count, n, seed, what);
+    s.images = load_image_rows(images, layout, rows);
+    s.targets = select(s.targets, rows);
+    s.source_index = rows;
+    s.rotation.assign(rows.size(), 0);
+  };
+  load(train, files.train_images, opt.n_train, opt.seed, "train");
+  load(test, files.test_images, opt.n_test, opt.seed ^ kTestSubsetSeed, "test");
+  return finish(std::move(train), std::move(test), opt, num_classes);
 }
 
 }  // namespace eqntk::io

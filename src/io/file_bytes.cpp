@@ -34,6 +34,33 @@ void decode_as(std::span<const std::byte> bytes, std::endian order, std::vector<
   for (std::size_t i = 0; i < n; ++i) dst.push_back(convert(load_scalar<T>(bytes.data() + i * sizeof(T), order)));
 }
 
+// The bytes of one selected row land in `out` while the content streams past: rows sorted increasing.
+class RowCollector {
+ public:
+  RowCollector(ArrayRows& out, std::int64_t data_start) : out_(out), start_(data_start) {
+    row_bytes_ = out.row_bytes();
+    out_.bytes.resize(static_cast<std::size_t>(row_bytes_ * static_cast<std::int64_t>(out.rows.size())));
+  }
+  // Content bytes [pos, pos + n) are in `chunk`.
+  void take(const std::byte* chunk, std::int64_t pos, std::int64_t n) {
+    while (next_ < out_.rows.size()) {
+      const std::int64_t r0 = start_ + out_.rows[next_] * row_bytes_, r1 = r0 + row_bytes_;
+      const std::int64_t a = std::max(r0, pos), b = std::min(r1, pos + n);
+      if (a >= pos + n) return;  // the row starts after this chunk
+      if (a < b)
+        std::memcpy(out_.bytes.data() + static_cast<std::int64_t>(next_) * row_bytes_ + (a - r0), chunk + (a - pos),
+                    static_cast<std::size_t>(b - a));
+      if (r1 > pos + n) return;  // the row continues in the next chunk
+      ++next_;
+    }
+  }
+
+ private:
+  ArrayRows& out_;
+  std::int64_t start_, row_bytes_ = 0;
+  std::size_t next_ = 0;
+};
+
 }  // namespace
 
 std::string quoted(std::string_view name) {
@@ -149,6 +176,99 @@ std::vector<std::byte> gunzip(std::span<const std::byte> in, std::string_view na
   }
   out.shrink_to_fit();
   return out;
+}
+
+GzipReader::GzipReader(const std::filesystem::path& path) : name_(path.string()) {
+  file_size_ = check_regular_file(path);
+  file_ = open_for_reading(path).release();
+  auto* zs = new z_stream{};
+  zs_ = zs;
+  if (inflateInit2(zs, 15 + 16) != Z_OK) fail(name_, "cannot initialise zlib");  // 15+16: gzip wrapper only
+  in_.resize(std::size_t{1} << 20);
+}
+
+GzipReader::~GzipReader() {
+  auto* zs = static_cast<z_stream*>(zs_);
+  inflateEnd(zs);
+  delete zs;
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+// Moves unread input to the front of the buffer and tops it up from the file. False at end of file.
+bool GzipReader::refill() {
+  auto* zs = static_cast<z_stream*>(zs_);
+  if (input_eof_) return false;
+  const std::size_t keep = zs->avail_in;
+  if (keep > 0) std::memmove(in_.data(), zs->next_in, keep);
+  const std::size_t got = std::fread(in_.data() + keep, 1, in_.size() - keep, file_);
+  if (std::ferror(file_)) fail(name_, "read error");
+  if (got == 0) input_eof_ = true;
+  zs->next_in = reinterpret_cast<Bytef*>(in_.data());
+  zs->avail_in = static_cast<uInt>(keep + got);
+  return got > 0;
+}
+
+std::size_t GzipReader::read(std::byte* dst, std::size_t n) {
+  auto* zs = static_cast<z_stream*>(zs_);
+  std::size_t filled = 0;
+  while (filled < n && !done_) {
+    if (zs->avail_in == 0) refill();
+    zs->next_out = reinterpret_cast<Bytef*>(dst + filled);
+    zs->avail_out = static_cast<uInt>(std::min<std::size_t>(n - filled, std::size_t{1} << 30));
+    const uInt in_before = zs->avail_in;
+    const int ret = inflate(zs, Z_NO_FLUSH);
+    consumed_ += in_before - zs->avail_in;
+    filled = static_cast<std::size_t>(reinterpret_cast<std::byte*>(zs->next_out) - dst);
+    if (ret == Z_STREAM_END) {
+      // Concatenated gzip members form one valid stream (as gzip -d accepts); anything else is not data.
+      if (zs->avail_in < 2) refill();
+      if (zs->avail_in == 0) {
+        done_ = true;
+        break;
+      }
+      const std::span<const std::byte> rest(reinterpret_cast<const std::byte*>(zs->next_in), zs->avail_in);
+      if (has_gzip_magic(rest)) {
+        inflateReset(zs);
+        continue;
+      }
+      fail(name_, "unexpected bytes after the end of the gzip stream (at compressed offset " + std::to_string(consumed_) +
+                      " of " + std::to_string(file_size_) + ")");
+    }
+    if (ret == Z_OK) continue;
+    if (ret == Z_BUF_ERROR) {
+      if (zs->avail_in == 0 && !refill())
+        fail(name_, "truncated gzip stream (compressed data ends before the end of the stream)");
+      continue;
+    }
+    if (ret == Z_MEM_ERROR) fail(name_, "out of memory while decompressing gzip data");
+    fail(name_, std::string("corrupt gzip data: ") + (zs->msg != nullptr ? zs->msg : "invalid stream"));
+  }
+  return filled;
+}
+
+void read_rows_at(const std::filesystem::path& path, std::int64_t data_offset, ArrayRows& out) {
+  auto f = open_for_reading(path);
+  const std::int64_t row_bytes = out.row_bytes();
+  out.bytes.resize(static_cast<std::size_t>(row_bytes * static_cast<std::int64_t>(out.rows.size())));
+  for (std::size_t r = 0; r < out.rows.size(); ++r) {
+    const std::int64_t at = data_offset + out.rows[r] * row_bytes;
+    if (::fseeko(f.get(), static_cast<off_t>(at), SEEK_SET) != 0 ||
+        std::fread(out.bytes.data() + static_cast<std::int64_t>(r) * row_bytes, 1, static_cast<std::size_t>(row_bytes),
+                   f.get()) != static_cast<std::size_t>(row_bytes))
+      fail(path.string(), "read error at byte " + std::to_string(at) + " (file changed while being read?)");
+  }
+}
+
+std::int64_t collect_rows(GzipReader& z, std::vector<std::byte>& chunk, std::size_t got, std::int64_t data_offset,
+                          ArrayRows& out) {
+  RowCollector collect(out, data_offset);
+  std::int64_t pos = 0;
+  while (got > 0) {
+    collect.take(chunk.data(), pos, static_cast<std::int64_t>(got));
+    pos += static_cast<std::int64_t>(got);
+    got = z.read(chunk.data(), chunk.size());
+  }
+  return pos;
 }
 
 std::string shape_text(std::span<const std::int64_t> shape) {

@@ -40,6 +40,37 @@ std::int64_t check_regular_file(const std::filesystem::path& path);
 /// data is corrupt, truncated, or followed by non-gzip bytes.
 [[nodiscard]] std::vector<std::byte> gunzip(std::span<const std::byte> bytes, std::string_view name);
 
+/// Streams the decompressed content of a gzip file (one or more members) without holding it: read()
+/// fills up to n bytes and returns fewer only at the end of the stream. Throws IoError naming the file
+/// for corrupt or truncated data or non-gzip bytes after a member (the checks of gunzip()).
+class GzipReader {
+ public:
+  explicit GzipReader(const std::filesystem::path& path);
+  ~GzipReader();
+  GzipReader(const GzipReader&) = delete;
+  GzipReader& operator=(const GzipReader&) = delete;
+  std::size_t read(std::byte* dst, std::size_t n);
+
+ private:
+  bool refill();
+  std::string name_;
+  std::FILE* file_ = nullptr;
+  void* zs_ = nullptr;  // z_stream (zlib.h stays out of this header)
+  std::vector<std::byte> in_;
+  std::int64_t consumed_ = 0, file_size_ = 0;
+  bool done_ = false, input_eof_ = false;
+};
+
+/// Fills out.bytes with the selected rows of an uncompressed file whose data (C order) starts at byte
+/// data_offset, reading each row in place (pread). The file size must have been checked.
+void read_rows_at(const std::filesystem::path& path, std::int64_t data_offset, ArrayRows& out);
+
+/// Streams the content of `z` whose first `got` bytes are already in `chunk` (the buffer it reuses),
+/// copying the selected rows of the C-order data that starts at data_offset into out.bytes (sized here).
+/// Returns the total size of the content, for the caller's size check.
+std::int64_t collect_rows(GzipReader& z, std::vector<std::byte>& chunk, std::size_t got, std::int64_t data_offset,
+                          ArrayRows& out);
+
 /// "(2, 3)" — a shape written as in numpy messages.
 [[nodiscard]] std::string shape_text(std::span<const std::int64_t> shape);
 

@@ -246,8 +246,11 @@ class HeaderParser {
   std::size_t i_ = 0;
 };
 
-// Parses the header and checks that `total` (the file size) is exactly header + data.
-NpyHeader parse_header(std::span<const std::byte> head, const Preamble& p, std::int64_t total, std::string_view name) {
+void check_data_size(const NpyHeader& h, std::int64_t total, std::string_view name);
+
+// Parses the header and, with check_size, checks that `total` (the file size) is exactly header + data.
+NpyHeader parse_header(std::span<const std::byte> head, const Preamble& p, std::int64_t total, std::string_view name,
+                       bool check_size = true) {
   const auto* text = reinterpret_cast<const char*>(head.data() + p.prefix_length);
   NpyHeader h = HeaderParser(std::string_view(text, static_cast<std::size_t>(p.header_length)), name).parse();
   h.major_version = p.major;
@@ -260,6 +263,13 @@ NpyHeader parse_header(std::span<const std::byte> head, const Preamble& p, std::
       fail(name, "shape " + detail::shape_text(h.shape) + " has more elements than fit in int64");
     }
   }
+  if (!check_size) return h;
+  check_data_size(h, total, name);
+  return h;
+}
+
+void check_data_size(const NpyHeader& h, std::int64_t total, std::string_view name) {
+  const std::int64_t count = element_count(h.shape);
   std::int64_t data_bytes = 0;
   const bool overflow = !detail::checked_mul(count, itemsize(h.dtype), data_bytes);
   const std::int64_t have = total - h.data_offset;
@@ -274,7 +284,6 @@ NpyHeader parse_header(std::span<const std::byte> head, const Preamble& p, std::
                    std::to_string(data_bytes) + " data bytes of shape " + detail::shape_text(h.shape) + " of " +
                    std::string(npy_descr(h.dtype)));
   }
-  return h;
 }
 
 Array empty_array(const NpyHeader& h) {
@@ -373,6 +382,25 @@ Array parse_npy(std::span<const std::byte> bytes, std::string_view name) {
   detail::decode_elements(bytes.subspan(static_cast<std::size_t>(h.data_offset)), h.dtype, std::endian::little, a,
                           name);
   return a;
+}
+
+ArrayRows read_npy_rows(const std::filesystem::path& path, std::span<const std::int64_t> rows) {
+  const std::string name = path.string();
+  if (!detail::has_gzip_magic(detail::read_file_prefix(path, 2))) {
+    const NpyHeader h = read_npy_header(path);  // size checked
+    ArrayRows out = ArrayRows::select(h.shape, h.dtype, std::endian::little, rows, name);
+    detail::read_rows_at(path, h.data_offset, out);
+    return out;
+  }
+  detail::GzipReader z(path);
+  std::vector<std::byte> chunk(static_cast<std::size_t>(12 + kMaxHeaderLength));  // holds any valid header
+  const std::size_t got = z.read(chunk.data(), chunk.size());
+  const std::span<const std::byte> head(chunk.data(), got);
+  const Preamble p = parse_preamble(head, static_cast<std::int64_t>(got), name);
+  const NpyHeader h = parse_header(head, p, static_cast<std::int64_t>(got), name, false);
+  ArrayRows out = ArrayRows::select(h.shape, h.dtype, std::endian::little, rows, name);
+  check_data_size(h, detail::collect_rows(z, chunk, got, h.data_offset, out), name);
+  return out;
 }
 
 std::string npy_header(std::span<const std::int64_t> shape, DType dtype) {

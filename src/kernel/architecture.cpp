@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "eqntk/error.hpp"
+#include "eqntk/kernel/grammar.hpp"
 #include "eqntk/text.hpp"
 
 namespace eqntk::kernel {
@@ -18,7 +19,7 @@ constexpr NamedKind kKinds[] = {
     {"lift", LayerKind::lift}, {"gconv", LayerKind::gconv},     {"conv", LayerKind::conv},
     {"relu", LayerKind::relu}, {"erf", LayerKind::erf},         {"id", LayerKind::id},
     {"gpool", LayerKind::gpool}, {"gap", LayerKind::gap},       {"flatten", LayerKind::flatten},
-    {"dense", LayerKind::dense}};
+    {"dense", LayerKind::dense}, {"avgpool", LayerKind::avgpool}, {"res", LayerKind::res}};
 
 [[noreturn]] void fail(const std::string& token, const std::string& rule) {
   throw InvalidArgument("invalid architecture at '" + token + "': " + rule);
@@ -30,29 +31,36 @@ double parse_real(const std::string& token, std::string_view key, std::string_vi
   return *v;
 }
 
-LayerSpec parse_layer(std::string_view raw) {
-  const std::string token(text::trim(raw));
-  if (token.empty()) fail(token, "empty layer (two commas in a row, or a trailing comma?)");
-  const auto fields = text::split(token, ':');
+std::vector<LayerSpec> parse_list(const std::vector<GrammarNode>& nodes);
+
+LayerSpec parse_layer(const GrammarNode& node) {
+  const std::string& token = node.token;
   LayerSpec spec;
   spec.token = token;
   bool known = false;
   for (const auto& nk : kKinds) {
-    if (nk.name == fields[0]) {
+    if (nk.name == node.name) {
       spec.kind = nk.kind;
       known = true;
     }
   }
   if (!known)
-    fail(token, "unknown layer '" + std::string(fields[0]) +
-                    "' (expected lift, gconv, conv, relu, erf, id, gpool, gap, flatten or dense)");
+    fail(token, "unknown layer '" + node.name +
+                    "' (expected lift, gconv, conv, relu, erf, id, gpool, gap, flatten, dense, avgpool or res(...))");
+  if (node.has_body != (spec.kind == LayerKind::res))
+    fail(token, node.has_body ? "only res takes a parenthesised list of layers"
+                              : "res needs its layers in parentheses: res(<layers>)");
+  if (spec.kind == LayerKind::res) {
+    spec.body = parse_list(node.body);
+    return spec;
+  }
   const bool conv_like = is_spatial_linear(spec.kind);
   const bool weighted = conv_like || spec.kind == LayerKind::dense;
-  for (std::size_t f = 1; f < fields.size(); ++f) {
-    const auto eq = fields[f].find('=');
-    if (eq == std::string_view::npos) fail(token, "expected key=value, got '" + std::string(fields[f]) + "'");
-    const std::string_view key = fields[f].substr(0, eq);
-    const std::string_view value = fields[f].substr(eq + 1);
+  for (const std::string& field : node.fields) {
+    const auto eq = field.find('=');
+    if (eq == std::string::npos) fail(token, "expected key=value, got '" + field + "'");
+    const std::string_view key = std::string_view(field).substr(0, eq);
+    const std::string_view value = std::string_view(field).substr(eq + 1);
     if (conv_like && key == "k") {
       int k = 0;
       const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), k);
@@ -71,72 +79,126 @@ LayerSpec parse_layer(std::string_view raw) {
     } else if (weighted && key == "b") {
       spec.b = parse_real(token, key, value);
       if (spec.b < 0.0) fail(token, "b (sigma_b) must be non-negative");
+    } else if (key == "group") {
+      if (spec.kind != LayerKind::lift)
+        fail(token, "group= is a key of lift only (gconv inherits the lift's group)");
+      const auto g = group::from_name(value);
+      if (!g) fail(token, "unknown group '" + std::string(value) + "' (expected C1, C2, C4, D1, D2, D4, p4 or p4m)");
+      spec.group = *g;
+    } else if (spec.kind == LayerKind::avgpool && key == "s") {
+      int v = 0;
+      const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+      if (ec != std::errc() || ptr != value.data() + value.size() || v < 2)
+        fail(token, "s (pooling cell size) must be an integer of at least 2, got '" + std::string(value) + "'");
+      spec.s = v;
     } else {
-      fail(token, "layer '" + std::string(fields[0]) + "' takes no key '" + std::string(key) + "'" +
-                      (weighted ? (conv_like ? " (keys: k, pad, w, b)" : " (keys: w, b)") : ""));
+      const char* keys = spec.kind == LayerKind::lift    ? " (keys: k, pad, w, b, group)"
+                         : conv_like                      ? " (keys: k, pad, w, b)"
+                         : weighted                       ? " (keys: w, b)"
+                         : spec.kind == LayerKind::avgpool ? " (keys: s)"
+                                                           : "";
+      fail(token, "layer '" + node.name + "' takes no key '" + std::string(key) + "'" + keys);
     }
   }
   return spec;
 }
 
-// Checks the order rules documented in the header. State machine over what the next layer sees.
-void validate_order(const std::vector<LayerSpec>& layers) {
-  enum class Stage { input, c4, plane, pooled };
-  Stage stage = Stage::input;
-  // The dual activations need Gaussian pre-activations: true after a linear layer (readouts keep it),
-  // false on the raw input and after a nonlinearity.
+std::vector<LayerSpec> parse_list(const std::vector<GrammarNode>& nodes) {
+  std::vector<LayerSpec> layers;
+  for (const GrammarNode& node : nodes) layers.push_back(parse_layer(node));
+  return layers;
+}
+
+// What the next layer sees, for the order rules of the header.
+enum class State { input, group, plane, pooled };
+struct OrderState {
+  State state = State::input;
+  // The dual activations need Gaussian pre-activations: true after a linear layer (readouts and average
+  // pooling keep it; a residual sum is treated as one, as neural-tangents does), false on the raw input and
+  // after a nonlinearity.
   bool gaussian = false;
   bool any_linear = false;
+};
+
+// Checks the order rules documented in the header over `layers`, advancing `o`. `in_res` names the res
+// token when checking a block's body.
+void validate_chain(const std::vector<LayerSpec>& layers, OrderState& o, const std::string* in_res) {
   for (const auto& l : layers) {
     switch (l.kind) {
       case LayerKind::lift:
-        if (stage != Stage::input)
-          fail(l.token, stage == Stage::pooled ? "spatial layer after pooling/flatten"
-                                               : "lift must be the first spatial layer (there is only one lifting layer)");
-        stage = Stage::c4;
+        if (in_res != nullptr) fail(l.token, "a res block keeps the state kind: lift cannot be inside res(...)");
+        if (o.state != State::input)
+          fail(l.token, o.state == State::pooled ? "spatial layer after pooling/flatten"
+                                                 : "lift must be the first spatial layer (there is only one lifting layer)");
+        o.state = State::group;
         break;
       case LayerKind::gconv:
-        if (stage == Stage::input || stage == Stage::plane)
-          fail(l.token, "gconv needs a preceding lift (group convolutions act on p4 feature maps)");
-        if (stage == Stage::pooled) fail(l.token, "spatial layer after pooling/flatten");
+        if (o.state == State::input || o.state == State::plane)
+          fail(l.token, "gconv needs a preceding lift (group convolutions act on group feature maps)");
+        if (o.state == State::pooled) fail(l.token, "spatial layer after pooling/flatten");
         break;
       case LayerKind::conv:
-        if (stage == Stage::c4) fail(l.token, "conv after lift: use gconv on p4 feature maps");
-        if (stage == Stage::pooled) fail(l.token, "spatial layer after pooling/flatten");
-        stage = Stage::plane;
+        if (o.state == State::group) fail(l.token, "conv after lift: use gconv on group feature maps");
+        if (o.state == State::pooled) fail(l.token, "spatial layer after pooling/flatten");
+        o.state = State::plane;
         break;
       case LayerKind::relu:
       case LayerKind::erf:
       case LayerKind::id:
-        if (!any_linear)
+        if (!o.any_linear)
           fail(l.token, "a nonlinearity needs a preceding lift/conv/gconv/dense layer (the input is not Gaussian)");
-        if (!gaussian)
+        if (!o.gaussian)
           fail(l.token, "two nonlinearities without a linear layer between them (the second input is not Gaussian)");
-        gaussian = false;
+        o.gaussian = false;
         break;
       case LayerKind::gpool:
-        if (stage == Stage::pooled) fail(l.token, "pooling twice (only one gpool/gap/flatten readout)");
-        if (stage != Stage::c4) fail(l.token, "gpool pools p4 feature maps: it needs a preceding lift (use gap for a CNN)");
-        stage = Stage::pooled;
-        break;
       case LayerKind::gap:
-        if (stage == Stage::pooled) fail(l.token, "pooling twice (only one gpool/gap/flatten readout)");
-        if (stage == Stage::c4) fail(l.token, "gap on p4 feature maps: use gpool");
-        if (stage == Stage::input) fail(l.token, "gap needs a preceding conv layer");
-        stage = Stage::pooled;
-        break;
       case LayerKind::flatten:
-        if (stage == Stage::pooled) fail(l.token, "pooling twice (only one gpool/gap/flatten readout)");
-        stage = Stage::pooled;
+        if (in_res != nullptr)
+          fail(l.token, "a res block cannot contain a readout (gpool, gap, flatten): it keeps the state kind");
+        if (o.state == State::pooled) fail(l.token, "pooling twice (only one gpool/gap/flatten readout)");
+        if (l.kind == LayerKind::gpool && o.state != State::group)
+          fail(l.token, "gpool pools group feature maps: it needs a preceding lift (use gap for a CNN)");
+        if (l.kind == LayerKind::gap && o.state == State::group) fail(l.token, "gap on group feature maps: use gpool");
+        if (l.kind == LayerKind::gap && o.state == State::input) fail(l.token, "gap needs a preceding conv layer");
+        o.state = State::pooled;
         break;
       case LayerKind::dense:
-        if (stage != Stage::pooled) fail(l.token, "dense before pooling: add gpool, gap or flatten first");
+        if (in_res != nullptr) fail(l.token, "a res block cannot contain dense (it acts on spatial feature maps)");
+        if (o.state != State::pooled) fail(l.token, "dense before pooling: add gpool, gap or flatten first");
         break;
+      case LayerKind::avgpool:
+        if (in_res != nullptr)
+          fail(l.token, "a res block must keep the spatial size: avgpool cannot be inside res(...)");
+        if (o.state == State::pooled)
+          fail(l.token, "avgpool after a readout (gpool/gap/flatten): it averages spatial feature maps");
+        if (o.state == State::input) fail(l.token, "avgpool needs spatial feature maps: a preceding lift or conv");
+        break;
+      case LayerKind::res: {
+        if (o.state == State::pooled) fail(l.token, "res after a readout (gpool/gap/flatten): it acts on feature maps");
+        if (o.state == State::input) fail(l.token, "res needs spatial feature maps: a preceding lift or conv");
+        if (l.body.empty()) fail(l.token, "empty res block");
+        if (!is_spatial_linear(l.body.front().kind))
+          fail(l.token, "a res body must start with a linear spatial layer (gconv or conv)");
+        OrderState inner = o;
+        validate_chain(l.body, inner, &l.token);
+        if (inner.state != o.state) fail(l.token, "a res body must keep the state kind");
+        o.gaussian = true;
+        o.any_linear = true;
+        break;
+      }
+      case LayerKind::res_end:
+        fail(l.token, "internal layer kind");
     }
-    if (is_spatial_linear(l.kind) || l.kind == LayerKind::dense) any_linear = gaussian = true;
+    if (is_spatial_linear(l.kind) || l.kind == LayerKind::dense) o.any_linear = o.gaussian = true;
   }
+}
+
+void validate_order(const std::vector<LayerSpec>& layers) {
+  OrderState o;
+  validate_chain(layers, o, nullptr);
   if (layers.empty()) fail("", "empty architecture");
-  if (stage != Stage::pooled)
+  if (o.state != State::pooled)
     fail(layers.back().token, "the network has no readout: end with gpool, gap or flatten, then dense");
   std::size_t last = layers.size() - 1;
   if (is_nonlinearity(layers[last].kind) && last > 0) --last;
@@ -144,12 +206,32 @@ void validate_order(const std::vector<LayerSpec>& layers) {
     fail(layers.back().token, "the network must end with a dense readout (one scalar output)");
 }
 
+void append_canonical(const std::vector<LayerSpec>& layers, std::string& out) {
+  bool first = true;
+  for (const auto& l : layers) {
+    if (!first) out += ',';
+    first = false;
+    out += to_string(l.kind);
+    if (is_spatial_linear(l.kind))
+      out += ":k=" + std::to_string(l.k) + ":pad=" + std::string(to_string(l.pad));
+    if (is_spatial_linear(l.kind) || l.kind == LayerKind::dense)
+      out += ":w=" + text::format_real(l.w) + ":b=" + text::format_real(l.b);
+    if (l.kind == LayerKind::lift && l.group != group::PointGroup::C4) out += ":group=" + std::string(group::name(l.group));
+    if (l.kind == LayerKind::avgpool) out += ":s=" + std::to_string(l.s);
+    if (l.kind == LayerKind::res) {
+      out += '(';
+      append_canonical(l.body, out);
+      out += ')';
+    }
+  }
+}
+
 }  // namespace
 
 std::string_view to_string(LayerKind kind) {
   for (const auto& nk : kKinds)
     if (nk.kind == kind) return nk.name;
-  return "?";
+  return kind == LayerKind::res_end ? "res_end" : "?";
 }
 
 std::string_view to_string(Padding pad) {
@@ -174,7 +256,7 @@ bool is_readout(LayerKind kind) {
 Architecture Architecture::parse(std::string_view text) {
   Architecture arch;
   if (text::trim(text).empty()) fail("", "empty architecture string");
-  for (const auto part : text::split(text, ',')) arch.layers_.push_back(parse_layer(part));
+  arch.layers_ = parse_list(parse_grammar(text, "invalid architecture"));
   validate_order(arch.layers_);
   return arch;
 }
@@ -185,16 +267,15 @@ bool Architecture::is_group_network() const {
   return false;
 }
 
+group::PointGroup Architecture::group() const {
+  for (const auto& l : layers_)
+    if (l.kind == LayerKind::lift) return l.group;
+  return group::PointGroup::C1;
+}
+
 std::string Architecture::canonical() const {
   std::string out;
-  for (const auto& l : layers_) {
-    if (!out.empty()) out += ',';
-    out += to_string(l.kind);
-    if (is_spatial_linear(l.kind))
-      out += ":k=" + std::to_string(l.k) + ":pad=" + std::string(to_string(l.pad));
-    if (is_spatial_linear(l.kind) || l.kind == LayerKind::dense)
-      out += ":w=" + text::format_real(l.w) + ":b=" + text::format_real(l.b);
-  }
+  append_canonical(layers_, out);
   return out;
 }
 

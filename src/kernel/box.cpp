@@ -4,15 +4,14 @@
 
 namespace eqntk::kernel {
 
-std::array<BoxLine, 2> box_lines(int delta) {
-  // t' moves by R^Δ (a, b). R^0 = (a, b); R^1 = (−b, a); R^2 = (−a, −b); R^3 = (b, −a).
-  // Pass A carries the a-part, pass B the b-part.
-  switch (((delta % 4) + 4) % 4) {
-    case 0: return {BoxLine{0, 2, +1}, BoxLine{1, 3, +1}};
-    case 1: return {BoxLine{0, 3, +1}, BoxLine{1, 2, -1}};
-    case 2: return {BoxLine{0, 2, -1}, BoxLine{1, 3, -1}};
-    default: return {BoxLine{0, 3, -1}, BoxLine{1, 2, +1}};
-  }
+std::array<BoxLine, 2> box_lines(group::Element h) {
+  // t' moves by A_h (a, b) = a·A_h(1, 0) + b·A_h(0, 1). A_h is a signed permutation, so each unit vector
+  // lands on one axis of t' (dim 2 = i', dim 3 = j') with a sign. Pass A carries the a-part, pass B the b-part.
+  const auto line = [&](int du, group::Offset unit) {
+    const group::Offset v = group::act(h, unit);
+    return v.a != 0 ? BoxLine{du, 2, static_cast<int>(v.a)} : BoxLine{du, 3, static_cast<int>(v.b)};
+  };
+  return {line(0, {1, 0}), line(1, {0, 1})};
 }
 
 Dims4 box_output_dims(const Dims4& in, const BoxLine& line, int p, Padding pad) {

@@ -54,13 +54,14 @@ GramPair dense_gram(KernelProblem& problem, bool symmetric, int threads) {
   });
   GramPair g{n_rows, n0, std::vector<double>(static_cast<std::size_t>(n_rows * n0)), {}};
   g.ntk.resize(g.nngp.size());
-  // One batch per row: (i, 0..i) for the symmetric matrix, (i, 0..n0-1) otherwise.
-  parallel_for(n_rows, threads, [&](int t, std::int64_t i) {
+  // One batch per row: (i, 0..i) for the symmetric matrix, (i, 0..n0-1) otherwise. A batched problem (an
+  // accelerator) takes its batches from one thread.
+  parallel_for(n_rows, problem.batched() ? 1 : threads, [&](int t, std::int64_t i) {
     const std::int64_t cols = symmetric ? i + 1 : n0;
-    std::vector<PairIndex> pairs(static_cast<std::size_t>(cols));
+    std::vector<std::pair<std::int64_t, std::int64_t>> pairs(static_cast<std::size_t>(cols));
     for (std::int64_t j = 0; j < cols; ++j) pairs[static_cast<std::size_t>(j)] = {i, j};
     std::vector<KernelValue> values(pairs.size());
-    problem.evaluate_batch(*workers[static_cast<std::size_t>(t)], rows_set, pairs, values);
+    problem.evaluate_batch(*workers[static_cast<std::size_t>(t)], rows_set, pairs, values.data());
     for (std::int64_t j = 0; j < cols; ++j) {
       const KernelValue v = values[static_cast<std::size_t>(j)];
       g.nngp[static_cast<std::size_t>(i * n0 + j)] = v.nngp;

@@ -33,6 +33,12 @@ SelfChain PairKernel::self_chain(const ImageView& x) {
   SelfChain sc;
   sc.var.resize(net_.stages().size());
   sc.head_var.assign(net_.stages().size(), 0.0);
+  if (net_.has_avgpool()) {
+    // Pooling averages two positions independently: the pooled diagonal needs off-diagonal self entries,
+    // so the self pair runs through the full spatial recursion, recording its e-block diagonals (§10).
+    sc.self = head(spatial_(net_, x, sc, x, sc, *ws_, nullptr, &sc), nullptr, nullptr, &sc);
+    return sc;
+  }
   // The diagonal chain of the pair (x, x) is exactly the variance recursion: conv-type diagonals
   // depend only on diagonals (MATH.md §4), so it records every variance map on the way.
   const KernelValue diag_pooled = diagonal(x, nullptr, x, nullptr, &sc);
@@ -61,13 +67,14 @@ KernelValue PairKernel::evaluate_observed(const ImageView& x, const SelfChain& s
 
 KernelValue PairKernel::spatial(const ImageView& x, const SelfChain& sx, const ImageView& x2, const SelfChain& sx2,
                                 const BlockObserver* observer) {
-  return spatial_(net_, x, sx, x2, sx2, *ws_, observer);
+  return spatial_(net_, x, sx, x2, sx2, *ws_, observer, nullptr);
 }
 
 KernelValue PairKernel::diagonal(const ImageView& x, const SelfChain* sx, const ImageView& x2, const SelfChain* sx2,
                                  SelfChain* record) {
-  // Same-position entries c(t) = K_{(t,r),(t,r)}(x, x2): the window sum of a C4-symmetric window along
-  // the diagonal does not depend on r, so p4 and CNN share this chain.
+  // Same-position entries c(t) = K_{(t,g),(t,g)}(x, x2): the window sum of a D4-symmetric window along
+  // the diagonal does not depend on g, so every group and the CNN share this chain. (Never used with an
+  // avgpool, whose diagonal needs off-diagonal entries: Network::diagonal_only.)
   const auto& stages = net_.stages();
   const std::size_t readout = net_.readout_stage();
   std::int64_t h = x.height, w = x.width;
@@ -77,9 +84,19 @@ KernelValue PairKernel::diagonal(const ImageView& x, const SelfChain* sx, const 
     for (std::int64_t p = 0; p < h * w; ++p) k[p] += x.data[c * h * w + p] * x2.data[c * h * w + p] * inv_c;
   std::vector<double> t(k.size(), 0.0);  // Θ⁰ = 0
   std::vector<double> nk, nt;
+  std::vector<std::pair<std::vector<double>, std::vector<double>>> saved;  // inputs of the open res blocks
   for (std::size_t s = 0; s < readout; ++s) {
     const Stage& st = stages[s];
-    if (is_spatial_linear(st.spec.kind)) {
+    if (st.spec.kind == LayerKind::res) {
+      saved.emplace_back(k, t);
+    } else if (st.spec.kind == LayerKind::res_end) {
+      // Diagonals of h + F(h) (MATH.md §10): the block keeps the size, so entries add position by position.
+      for (std::size_t p = 0; p < k.size(); ++p) {
+        k[p] += saved.back().first[p];
+        t[p] += saved.back().second[p];
+      }
+      saved.pop_back();
+    } else if (is_spatial_linear(st.spec.kind)) {
       const double scale = st.w2 / static_cast<double>(st.q * st.q);
       std::int64_t oh = 0, ow = 0;
       nk.resize(k.size());
@@ -113,22 +130,8 @@ KernelValue PairKernel::diagonal(const ImageView& x, const SelfChain* sx, const 
 }
 
 KernelValue PairKernel::head(KernelValue v, const SelfChain* sx, const SelfChain* sx2, SelfChain* record) const {
-  const auto& stages = net_.stages();
-  for (std::size_t s = net_.readout_stage() + 1; s < stages.size(); ++s) {
-    const Stage& st = stages[s];
-    if (st.spec.kind == LayerKind::dense) {
-      // K' = σ_w² Σ + σ_b²;  Θ' = K' + σ_w² Σ̇⊙Θ.
-      const double kn = st.w2 * v.nngp + st.b2;
-      v = {kn, kn + st.w2 * v.ntk};
-    } else if (is_nonlinearity(st.spec.kind)) {
-      if (record != nullptr) record->head_var[s] = v.nngp;
-      const double q1 = record != nullptr ? v.nngp : sx->head_var[s];
-      const double q2 = record != nullptr ? v.nngp : sx2->head_var[s];
-      const DualValue d = dual(st.spec.kind, q1, q2, v.nngp);
-      v = {d.sigma, d.sigma_dot * v.ntk};
-    }
-  }
-  return v;
+  return apply_head(net_.head_layers(), v, sx != nullptr ? sx->head_var.data() : nullptr,
+                    sx2 != nullptr ? sx2->head_var.data() : nullptr, record != nullptr ? record->head_var.data() : nullptr);
 }
 
 }  // namespace eqntk::kernel

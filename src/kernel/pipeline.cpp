@@ -25,6 +25,18 @@ void Workspace::reserve(const Network& net, bool mixed_precision) {
   for (auto* v : {&mid_k, &mid_t}) v->assign(with_guards(mid) * item, std::byte{0});
   for (auto* v : {&plane_k, &plane_t}) v->assign(with_guards(plane) * item, std::byte{0});
   for (auto* v : {&in_a, &in_b, &out_a, &out_b}) v->assign(with_guards(plane), 0.0);
+  // A res block saves its input block (K and Θ); an avgpool sums one cell's planes of its input.
+  saved.clear();
+  std::int64_t pool_plane = 0;
+  for (const Stage& st : net.stages()) {
+    if (st.spec.kind == LayerKind::res) {
+      const std::int64_t n = st.h_in * st.w_in * st.h_in * (st.w_in + 2 * pad);
+      for (int k = 0; k < 2; ++k) saved.emplace_back(with_guards(n) * item, std::byte{0});
+    } else if (st.spec.kind == LayerKind::avgpool) {
+      pool_plane = std::max(pool_plane, st.h_in * st.w_in);
+    }
+  }
+  pool_sum.assign(static_cast<std::size_t>(pool_plane), 0.0);
   x2_padded.assign(with_guards(net.input_shape().channels * net.input_shape().height * (net.input_shape().width + 2 * pad)), 0.0);
 }
 

@@ -1,12 +1,14 @@
 // The spatial part of the fast engine (private to src/kernel), compiled once per instruction-set level
 // and chosen at run time.
 //
-// One rotation block B_Δ is pushed through the layers plane by plane: a plane is the (i', j') matrix of
+// One block B_h (h ∈ G) is pushed through the layers plane by plane: a plane is the (i', j') matrix of
 // one x-side position t = (i, j). For output slab i (all j), pass A sums the q input slabs i+a into a mid
 // slab that stays in L2; pass B then builds each output plane from q mid planes. A nonlinearity between
 // two layers is applied lazily, in place, to each input slab just before its first use; the last layer
 // before the readout hands each output plane straight to its nonlinearity and the pooled sums, so its
-// output is never stored. With an observer every state is materialised instead (tests).
+// output is never stored — unless an avgpool, a res block or a flatten readout follows it, a self chain is
+// being recorded, or an observer wants every state: then each state is materialised, an avgpool averages the
+// stored block over cells and a res block saves its input block and adds it back at its end.
 #pragma once
 
 #include <cstddef>
@@ -34,28 +36,35 @@ struct Workspace {
   std::vector<double> x2_padded;         // the x' channels as padded planes
   std::vector<double> in_a, in_b, out_a, out_b;  // padded per-position roots of the x' variance maps
   std::vector<double> obs_k, obs_t;      // unpadded copies for observers
+  std::vector<double> pool_sum;          // avgpool: the sum of one cell's input planes
+  std::vector<std::vector<std::byte>> saved;  // res: the block's input (K, Θ), two per res stage in order
   void reserve(const Network& net, bool mixed_precision);
 };
 
-/// Pooled (gpool/gap) NNGP and NTK of the spatial stages for one pair: the mean over Δ, t, t' of the
-/// post-activation kernels at the readout. Preconditions as PairKernel::evaluate (readout not flatten).
+/// The readout value (before the dense head) of the spatial stages for one pair: gpool/gap = the mean over
+/// the blocks h and t, t' of the post-activation kernels at the readout; flatten (only after an avgpool) =
+/// the mean over t of the e-block diagonal. Preconditions as PairKernel::evaluate (not diagonal_only()).
+/// With `record` (then sx, sx2 and *record are one object, the self pair x = x2), the variance map of
+/// every spatial nonlinearity is taken from the e-block diagonal of this very run and stored in record->var
+/// before its first use: the self chain of networks with avgpool (MATH.md §10).
 using SpatialFn = KernelValue (*)(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
-                                  const SelfChain& sx2, Workspace& ws, const BlockObserver* observer);
+                                  const SelfChain& sx2, Workspace& ws, const BlockObserver* observer,
+                                  SelfChain* record);
 
 /// The implementation for `isa` (isa.hpp: best_isa()).
 [[nodiscard]] SpatialFn spatial_for(Isa isa);
 
 namespace isa_baseline {
 KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,
-                    const BlockObserver*);
+                    const BlockObserver*, SelfChain*);
 }
 namespace isa_avx2 {
 KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,
-                    const BlockObserver*);
+                    const BlockObserver*, SelfChain*);
 }
 namespace isa_avx512 {
 KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,
-                    const BlockObserver*);
+                    const BlockObserver*, SelfChain*);
 }
 
 }  // namespace eqntk::kernel::detail

@@ -8,6 +8,7 @@
 #include <functional>
 #include <numbers>
 
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/box.hpp"
 #include "eqntk/kernel/dual.hpp"
 #include "pipeline.hpp"
@@ -256,8 +257,8 @@ void activate_slab(Input<S>& in, std::int64_t ii, const Geom& g, std::int64_t pa
 }
 
 template <class S>
-void run_layer(const Stage& st, int delta, Input<S>& in, Output<S>& out, Workspace& ws) {
-  const auto lines = box_lines(delta);
+void run_layer(const Stage& st, group::Element block, Input<S>& in, Output<S>& out, Workspace& ws) {
+  const auto lines = box_lines(block);
   const std::int64_t pad = ws.pad;
   const bool circular = st.spec.pad == Padding::circular;
   const std::int64_t off = st.spec.pad == Padding::valid ? st.p : 0;
@@ -391,15 +392,55 @@ void unpad_block(const S* block, const Geom& g, std::int64_t pad, std::vector<do
       std::copy_n(block + p * g.size() + r * g.s + pad, g.w, out.begin() + (p * g.h + r) * g.w);
 }
 
+// avgpool of one stored block (MATH.md §10): out(T, T') = (1/s⁴) Σ_{t∈cell T} Σ_{t'∈cell T'} in(t, t').
+// The s² input planes of cell T are summed into one unpadded plane first, then its cells are summed.
+template <class S>
+void avgpool_block(const S* in, const Geom& gi, S* out, const Geom& go, int cell, std::int64_t pad, bool wrap_out,
+                   std::vector<double>& plane_sum) {
+  const double inv = 1.0 / (static_cast<double>(cell) * cell * cell * cell);
+  double* acc = plane_sum.data();
+  for (std::int64_t ci = 0; ci < go.h; ++ci)
+    for (std::int64_t cj = 0; cj < go.w; ++cj) {
+      std::fill(acc, acc + gi.h * gi.w, 0.0);
+      for (int di = 0; di < cell; ++di)
+        for (int dj = 0; dj < cell; ++dj) {
+          const S* plane = in + ((ci * cell + di) * gi.w + cj * cell + dj) * gi.size();
+          for (std::int64_t r = 0; r < gi.h; ++r)
+            for (std::int64_t c = 0; c < gi.w; ++c) acc[r * gi.w + c] += plane[r * gi.s + pad + c];
+        }
+      S* o = out + (ci * go.w + cj) * go.size();
+      for (std::int64_t r = 0; r < go.h; ++r)
+        for (std::int64_t c = 0; c < go.w; ++c) {
+          double v = 0.0;
+          for (int di = 0; di < cell; ++di)
+            for (int dj = 0; dj < cell; ++dj) v += acc[(r * cell + di) * gi.w + c * cell + dj];
+          o[r * go.s + pad + c] = static_cast<S>(inv * v);
+        }
+      fill_pads(o, go, pad, wrap_out, 0, go.h);
+    }
+}
+
+// Whether the state after stage s is read by a circular layer next (its pads then hold wrapped values).
+bool next_wraps(const Network& net, std::size_t s) {
+  const std::size_t next = next_linear(net, s);
+  return next < net.readout_stage() && net.stages()[next].spec.pad == Padding::circular;
+}
+
 template <class S>
 KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
-                         const SelfChain& sx2, Workspace& ws, const BlockObserver* observer) {
+                         const SelfChain& sx2, Workspace& ws, const BlockObserver* observer, SelfChain* record) {
   const auto& stages = net.stages();
   const std::size_t readout = net.readout_stage();
   const std::int64_t pad = ws.pad;
+  const bool flatten = stages[readout].spec.kind == LayerKind::flatten;
   std::size_t last_linear = 0;
   for (std::size_t s = 0; s < readout; ++s)
     if (is_spatial_linear(stages[s].spec.kind)) last_linear = s;
+  // The last linear layer hands its planes straight to its nonlinearity and the pooled sums when nothing
+  // but that nonlinearity stands before a gpool/gap readout and no state has to be seen or recorded.
+  bool fuse = observer == nullptr && record == nullptr && !flatten;
+  for (std::size_t s = last_linear + 1; s < readout; ++s)
+    if (!is_nonlinearity(stages[s].spec.kind)) fuse = false;
   // The x' channels as padded planes for the first layer (zero or wrapped pads per its padding).
   {
     const Stage& first = stages[next_linear(net, static_cast<std::size_t>(-1))];
@@ -411,9 +452,13 @@ KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain
       fill_pads(dst + c * g.size(), g, pad, first.spec.pad == Padding::circular, 0, g.h);
     }
   }
+  const auto elements = group::elements(net.group());
+  // flatten needs only same-position entries of the e-block (right invariance, MATH.md §10).
+  const int blocks = flatten ? 1 : net.rotations();
   double sum_k = 0.0, sum_t = 0.0;
   std::int64_t pooled_pixels = 0;
-  for (int delta = 0; delta < net.rotations(); ++delta) {
+  for (int block = 0; block < blocks; ++block) {
+    const group::Element element = elements[static_cast<std::size_t>(block)];
     S* cur_k = ws.at<S>(ws.block[0]);
     S* cur_t = ws.at<S>(ws.block[1]);
     S* nxt_k = ws.at<S>(ws.block[2]);
@@ -423,6 +468,32 @@ KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain
     const double *pv1 = nullptr, *pv2 = nullptr;
     std::int64_t h = x.height, w = x.width;
     bool pooled = false;
+    std::size_t next_saved = 0;
+    std::vector<std::size_t> open_res;  // slots in ws.saved of the enclosing res blocks
+    // Applies a pending nonlinearity to the whole stored state (pads as the layer after stage s needs).
+    const auto materialize = [&](std::size_t s) {
+      if (pending == LayerKind::id) return;
+      const Geom g{h, w, w + 2 * pad};
+      prepare_side_padded(pending, pv2, g, pad, ws.in_a.data(), ws.in_b.data());
+      Input<S> in;
+      in.k = cur_k;
+      in.t = theta_is_k ? cur_k : cur_t;
+      in.t_store = cur_t;
+      in.activation = pending;
+      in.var1 = pv1;
+      in.side = {ws.in_a.data(), ws.in_b.data()};
+      const bool wrap_pads = next_wraps(net, s);
+      for (std::int64_t ii = 0; ii < h; ++ii) activate_slab(in, ii, g, pad, wrap_pads);
+      theta_is_k = false;
+      pending = LayerKind::id;
+    };
+    const auto observe = [&](std::size_t s) {
+      if (observer == nullptr) return;
+      const Geom g{h, w, w + 2 * pad};
+      unpad_block(cur_k, g, pad, ws.obs_k);
+      unpad_block(theta_is_k ? cur_k : cur_t, g, pad, ws.obs_t);
+      (*observer)(s, block, BlockView{h, w, ws.obs_k.data(), ws.obs_t.data()});
+    };
     for (std::size_t s = 0; s < readout; ++s) {
       const Stage& st = stages[s];
       const Geom g{h, w, w + 2 * pad};
@@ -442,9 +513,8 @@ KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain
         }
         Output<S> out;
         // Fuse the last layer with its nonlinearity and the pooling, unless every state must be seen.
-        out.pool = s == last_linear && observer == nullptr;
-        const std::size_t next = next_linear(net, s);
-        out.wrap_pads = !out.pool && next < readout && stages[next].spec.pad == Padding::circular;
+        out.pool = fuse && s == last_linear;
+        out.wrap_pads = !out.pool && next_wraps(net, s);
         out.k = nxt_k;
         out.t = nxt_t;
         if (out.pool && s + 1 < readout && is_nonlinearity(stages[s + 1].spec.kind)) {
@@ -454,7 +524,7 @@ KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain
                               ws.out_a.data(), ws.out_b.data());
           out.side = {ws.out_a.data(), ws.out_b.data()};
         }
-        run_layer(st, delta, in, out, ws);
+        run_layer(st, element, in, out, ws);
         h = st.h_out;
         w = st.w_out;
         if (out.pool) {
@@ -467,50 +537,89 @@ KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain
         std::swap(cur_t, nxt_t);
         theta_is_k = in.from_images;
         pending = LayerKind::id;
-        if (observer != nullptr) {
-          const Geom go{h, w, w + 2 * pad};
-          unpad_block(cur_k, go, pad, ws.obs_k);
-          unpad_block(theta_is_k ? cur_k : cur_t, go, pad, ws.obs_t);
-          (*observer)(s, delta, BlockView{h, w, ws.obs_k.data(), ws.obs_t.data()});
-        }
+        observe(s);
       } else if (is_nonlinearity(st.spec.kind)) {
+        if (record != nullptr && block == 0) {
+          // The self pair's e-block diagonal K_{(t,e),(t,e)}(x, x): this stage's variance map.
+          std::vector<double>& var = record->var[s];
+          var.resize(static_cast<std::size_t>(h * w));
+          for (std::int64_t p = 0; p < h * w; ++p)
+            var[static_cast<std::size_t>(p)] = static_cast<double>(cur_k[p * g.size() + (p / w) * g.s + pad + p % w]);
+        }
         pending = st.spec.kind;
         pv1 = sx.var[s].data();
         pv2 = sx2.var[s].data();
         if (observer != nullptr) {
-          // Materialise the post-activation state now.
-          if (pending != LayerKind::id) {
-            const std::size_t next = next_linear(net, s);
-            const bool wrap_pads = next < readout && stages[next].spec.pad == Padding::circular;
-            prepare_side_padded(pending, pv2, g, pad, ws.in_a.data(), ws.in_b.data());
-            Input<S> in;
-            in.k = cur_k;
-            in.t = theta_is_k ? cur_k : cur_t;
-            in.t_store = cur_t;
-            in.activation = pending;
-            in.var1 = pv1;
-            in.side = {ws.in_a.data(), ws.in_b.data()};
-            for (std::int64_t ii = 0; ii < h; ++ii) activate_slab(in, ii, g, pad, wrap_pads);
-            theta_is_k = false;
-          }
-          pending = LayerKind::id;
-          unpad_block(cur_k, g, pad, ws.obs_k);
-          unpad_block(theta_is_k ? cur_k : cur_t, g, pad, ws.obs_t);
-          (*observer)(s, delta, BlockView{h, w, ws.obs_k.data(), ws.obs_t.data()});
+          materialize(s);  // the post-activation state, now
+          observe(s);
         }
+      } else if (st.spec.kind == LayerKind::avgpool) {
+        materialize(s);
+        const Geom go{st.h_out, st.w_out, st.w_out + 2 * pad};
+        const bool wrap_pads = next_wraps(net, s);
+        avgpool_block(cur_k, g, nxt_k, go, st.spec.s, pad, wrap_pads, ws.pool_sum);
+        if (!theta_is_k) avgpool_block(cur_t, g, nxt_t, go, st.spec.s, pad, wrap_pads, ws.pool_sum);
+        std::swap(cur_k, nxt_k);
+        std::swap(cur_t, nxt_t);
+        h = st.h_out;
+        w = st.w_out;
+        observe(s);
+      } else if (st.spec.kind == LayerKind::res) {
+        // Save the block's input h (post-activation: Σ and Σ̇⊙Θ) for the sum at res_end.
+        materialize(s);
+        const std::size_t slot = next_saved;
+        next_saved += 2;
+        open_res.push_back(slot);
+        const std::int64_t n = h * w * g.size();
+        std::copy_n(cur_k, n, ws.at<S>(ws.saved[slot]));
+        std::copy_n(theta_is_k ? cur_k : cur_t, n, ws.at<S>(ws.saved[slot + 1]));
+        observe(s);
+      } else if (st.spec.kind == LayerKind::res_end) {
+        // h + F(h): K' = K + K_F, Θ' = Θ + Θ_F (MATH.md §10); then pads for the layer that reads it next.
+        materialize(s);
+        const std::size_t slot = open_res.back();
+        open_res.pop_back();
+        const S* sk = ws.at<S>(ws.saved[slot]);
+        const S* stt = ws.at<S>(ws.saved[slot + 1]);
+        if (theta_is_k) {  // cannot happen (the body starts with a layer on feature maps), kept exact anyway
+          std::copy_n(cur_k, h * w * g.size(), cur_t);
+          theta_is_k = false;
+        }
+        const std::int64_t n = h * w * g.size();
+        for (std::int64_t e = 0; e < n; ++e) {
+          cur_k[e] = static_cast<S>(double(cur_k[e]) + double(sk[e]));
+          cur_t[e] = static_cast<S>(double(cur_t[e]) + double(stt[e]));
+        }
+        const bool wrap_pads = next_wraps(net, s);
+        for (std::int64_t p = 0; p < h * w; ++p) {
+          fill_pads(cur_k + p * g.size(), g, pad, wrap_pads, 0, g.h);
+          fill_pads(cur_t + p * g.size(), g, pad, wrap_pads, 0, g.h);
+        }
+        observe(s);
       }
     }
     if (!pooled) {
-      // Observer mode: pool the stored block (its pads are zero: no circular layer follows).
+      // Pool the stored block. Its pads are zero (no layer reads it) and count as nothing.
+      materialize(readout);
       const Geom g{h, w, w + 2 * pad};
-      for (std::int64_t p = 0; p < h * w; ++p) {
-        sum_k += sum_vec(cur_k + p * g.size(), g.size());
-        sum_t += sum_vec((theta_is_k ? cur_k : cur_t) + p * g.size(), g.size());
+      const S* tk = theta_is_k ? cur_k : cur_t;
+      if (flatten) {
+        for (std::int64_t p = 0; p < h * w; ++p) {
+          const std::int64_t e = p * g.size() + (p / w) * g.s + pad + p % w;
+          sum_k += cur_k[e];
+          sum_t += tk[e];
+        }
+      } else {
+        for (std::int64_t p = 0; p < h * w; ++p) {
+          sum_k += sum_vec(cur_k + p * g.size(), g.size());
+          sum_t += sum_vec(tk + p * g.size(), g.size());
+        }
       }
     }
     pooled_pixels = h * w;
   }
-  // gpool/gap: mean over every (g, g') = (1/4) Σ_Δ mean_{t,t'} B_Δ (MATH.md §5.1).
+  if (flatten) return {sum_k / static_cast<double>(pooled_pixels), sum_t / static_cast<double>(pooled_pixels)};
+  // gpool/gap: mean over every (g, g') = (1/|G|) Σ_h mean_{t,t'} B_h (MATH.md §5.1, §10).
   const double count = static_cast<double>(net.rotations()) * static_cast<double>(pooled_pixels) *
                        static_cast<double>(pooled_pixels);
   return {sum_k / count, sum_t / count};
@@ -519,9 +628,9 @@ KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain
 }  // namespace
 
 KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
-                    const SelfChain& sx2, Workspace& ws, const BlockObserver* observer) {
-  return ws.mixed ? spatial_impl<float>(net, x, sx, x2, sx2, ws, observer)
-                  : spatial_impl<double>(net, x, sx, x2, sx2, ws, observer);
+                    const SelfChain& sx2, Workspace& ws, const BlockObserver* observer, SelfChain* record) {
+  return ws.mixed ? spatial_impl<float>(net, x, sx, x2, sx2, ws, observer, record)
+                  : spatial_impl<double>(net, x, sx, x2, sx2, ws, observer, record);
 }
 
 }  // namespace eqntk::kernel::detail::EQNTK_ISA_NS

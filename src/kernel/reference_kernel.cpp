@@ -2,24 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <string>
 #include <utility>
 
 #include "eqntk/error.hpp"
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/dual.hpp"
 
 namespace eqntk::kernel {
 namespace {
-
-// R^r (a, b) with R(a, b) = (−b, a), applied r times (r ∈ 0..3).
-std::pair<int, int> rotate_offset(int r, int a, int b) {
-  for (int k = 0; k < r; ++k) {
-    const int na = -b, nb = a;
-    a = na;
-    b = nb;
-  }
-  return {a, b};
-}
 
 std::int64_t wrap(std::int64_t v, std::int64_t n) {
   v %= n;
@@ -47,20 +39,20 @@ std::int64_t source_pixel(const Stage& st, std::int64_t i, std::int64_t j, int a
   return si * st.w_in + sj;
 }
 
-// table[((r·h_out + i)·w_out + j)·q² + y] = source_pixel of output (i, j) at offset R^r y, for the
-// window offsets y = (a, b) enumerated a-major. `rotations` = 4 for lift/gconv (offsets rotated by
-// the output rotation r), 1 for conv (unrotated offsets).
-std::vector<std::int64_t> window_table(const Stage& st, int rotations) {
+// table[((g·h_out + i)·w_out + j)·q² + y] = source_pixel of output (i, j) at offset A_g y, for the
+// window offsets y = (a, b) enumerated a-major and the output labels g (all of G for lift/gconv, offsets
+// transformed by the output's group element; only the identity for conv).
+std::vector<std::int64_t> window_table(const Stage& st, std::span<const group::Element> labels) {
   const std::int64_t qq = static_cast<std::int64_t>(st.q) * st.q;
-  std::vector<std::int64_t> table(static_cast<std::size_t>(rotations * st.h_out * st.w_out * qq));
+  std::vector<std::int64_t> table(labels.size() * static_cast<std::size_t>(st.h_out * st.w_out * qq));
   std::size_t o = 0;
-  for (int r = 0; r < rotations; ++r)
+  for (const group::Element g : labels)
     for (std::int64_t i = 0; i < st.h_out; ++i)
       for (std::int64_t j = 0; j < st.w_out; ++j)
         for (int a = -st.p; a <= st.p; ++a)
           for (int b = -st.p; b <= st.p; ++b) {
-            const auto [ra, rb] = rotate_offset(r, a, b);
-            table[o++] = source_pixel(st, i, j, ra, rb);
+            const group::Offset y = group::act(g, {a, b});
+            table[o++] = source_pixel(st, i, j, static_cast<int>(y.a), static_cast<int>(y.b));
           }
   return table;
 }
@@ -83,10 +75,12 @@ FullState input_state(const ImageView& x, const ImageView& x2) {
   return s;
 }
 
-// One lift/gconv/conv layer over the full index space, straight from MATH.md §3.
-FullState linear_layer(const FullState& in, const Stage& st, const std::vector<int>& support) {
+// One lift/gconv/conv layer over the full index space, straight from MATH.md §3 and §10: output labels
+// g, g' ∈ G, the s-sum over the support (indices into G's elements) reading input labels g s and g' s.
+FullState linear_layer(const FullState& in, const Stage& st, group::PointGroup grp, const std::vector<int>& support) {
   const LayerKind kind = st.spec.kind;
-  const int rot_out = kind == LayerKind::conv ? 1 : 4;
+  const auto elements = group::elements(kind == LayerKind::conv ? group::PointGroup::C1 : grp);
+  const int rot_out = static_cast<int>(elements.size());
   FullState out;
   out.rotations = rot_out;
   out.h = st.h_out;
@@ -96,7 +90,7 @@ FullState linear_layer(const FullState& in, const Stage& st, const std::vector<i
   const std::int64_t pix_in = in.h * in.w;
   const std::int64_t pix_out = out.h * out.w;
   const int qq = st.q * st.q;
-  const std::vector<std::int64_t> table = window_table(st, rot_out);
+  const std::vector<std::int64_t> table = window_table(st, elements);
   // Only the group conv has an s-sum; lift reads the rotation-free input, conv the plane maps.
   const std::vector<int> no_s{0};
   const std::vector<int>& s_values = kind == LayerKind::gconv ? support : no_s;
@@ -115,9 +109,14 @@ FullState linear_layer(const FullState& in, const Stage& st, const std::vector<i
           const std::int64_t g2 = r2 * pix_out + t2;
           double sum_k = 0.0, sum_t = 0.0;
           for (const int s : s_values) {
-            // Input rotation channels r+s and r'+s (gconv); 0 for lift (raw input) and conv (planes).
-            const std::int64_t base1 = kind == LayerKind::gconv ? ((r + s) % 4) * pix_in : 0;
-            const std::int64_t base2 = kind == LayerKind::gconv ? ((r2 + s) % 4) * pix_in : 0;
+            // Input labels g s and g' s (gconv); 0 for lift (raw input) and conv (planes).
+            const auto label = [&](int out_label) -> std::int64_t {
+              const group::Element gs = group::compose(elements[static_cast<std::size_t>(out_label)],
+                                                       elements[static_cast<std::size_t>(s)]);
+              return group::index_of(grp, gs);
+            };
+            const std::int64_t base1 = kind == LayerKind::gconv ? label(r) * pix_in : 0;
+            const std::int64_t base2 = kind == LayerKind::gconv ? label(r2) * pix_in : 0;
             for (int y = 0; y < qq; ++y) {
               const std::int64_t u1 = win1[y], u2 = win2[y];
               if (u1 < 0 || u2 < 0) continue;  // zero padding: the term is 0
@@ -133,6 +132,38 @@ FullState linear_layer(const FullState& in, const Stage& st, const std::vector<i
         }
     }
   return out;
+}
+
+// avgpool (MATH.md §10): K'(T, T') = (1/s⁴) Σ_{t∈cell T} Σ_{t'∈cell T'} K(t, t') for every label pair.
+FullState average_pool(const FullState& in, int cell) {
+  FullState out;
+  out.rotations = in.rotations;
+  out.h = in.h / cell;
+  out.w = in.w / cell;
+  const std::int64_t n = out.n();
+  out.nngp.assign(static_cast<std::size_t>(n * n), 0.0);
+  out.ntk.assign(out.nngp.size(), 0.0);
+  const double inv = 1.0 / (static_cast<double>(cell) * cell * cell * cell);
+  for (int r = 0; r < in.rotations; ++r)
+    for (std::int64_t i = 0; i < in.h; ++i)
+      for (std::int64_t j = 0; j < in.w; ++j)
+        for (int r2 = 0; r2 < in.rotations; ++r2)
+          for (std::int64_t i2 = 0; i2 < in.h; ++i2)
+            for (std::int64_t j2 = 0; j2 < in.w; ++j2) {
+              const auto o = static_cast<std::size_t>(out.index(r, i / cell, j / cell, r2, i2 / cell, j2 / cell));
+              const auto e = static_cast<std::size_t>(in.index(r, i, j, r2, i2, j2));
+              out.nngp[o] += inv * in.nngp[e];
+              out.ntk[o] += inv * in.ntk[e];
+            }
+  return out;
+}
+
+// The residual sum h + F(h): K' = K + K_F, Θ' = Θ + Θ_F (MATH.md §10).
+void add_state(FullState& into, const FullState& saved) {
+  for (std::size_t e = 0; e < into.nngp.size(); ++e) {
+    into.nngp[e] += saved.nngp[e];
+    into.ntk[e] += saved.ntk[e];
+  }
 }
 
 // The diagonal K_{g,g} of a state: the variances q feeding a nonlinearity.
@@ -198,15 +229,22 @@ struct ReferenceKernel::Chains {
   FullState pair, self1, self2;
 };
 
+ReferenceKernel::ReferenceKernel(Network net) : net_(std::move(net)) {
+  for (int s = 0; s < group::order(net_.group()); ++s) filter_rotations_.push_back(s);
+}
+
 ReferenceKernel::ReferenceKernel(Network net, std::vector<int> filter_rotations)
     : net_(std::move(net)), filter_rotations_(std::move(filter_rotations)) {
   if (filter_rotations_.empty()) throw InvalidArgument("ReferenceKernel: filter_rotations must not be empty");
+  const int order = group::order(net_.group());
   std::vector<int> seen;
   for (const int s : filter_rotations_) {
-    if (s < 0 || s > 3)
-      throw InvalidArgument("ReferenceKernel: filter rotation " + std::to_string(s) + " is outside 0..3");
+    if (s < 0 || s >= order)
+      throw InvalidArgument("ReferenceKernel: filter element " + std::to_string(s) + " is outside 0.." +
+                            std::to_string(order - 1) + " (the elements of " + std::string(group::name(net_.group())) +
+                            ")");
     if (std::find(seen.begin(), seen.end(), s) != seen.end())
-      throw InvalidArgument("ReferenceKernel: filter rotation " + std::to_string(s) + " is listed twice");
+      throw InvalidArgument("ReferenceKernel: filter element " + std::to_string(s) + " is listed twice");
     seen.push_back(s);
   }
 }
@@ -226,12 +264,25 @@ void ReferenceKernel::run_spatial(const ImageView& x, const ImageView& x2, Chain
   chains.self1 = input_state(x, x);
   chains.self2 = input_state(x2, x2);
   const auto& stages = net_.stages();
+  const group::PointGroup grp = net_.group();
+  std::vector<Chains> saved;  // the inputs of the open res blocks
   for (std::size_t s = 0; s < net_.readout_stage(); ++s) {
     const Stage& st = stages[s];
     if (is_spatial_linear(st.spec.kind)) {
-      chains.pair = linear_layer(chains.pair, st, filter_rotations_);
-      chains.self1 = linear_layer(chains.self1, st, filter_rotations_);
-      chains.self2 = linear_layer(chains.self2, st, filter_rotations_);
+      chains.pair = linear_layer(chains.pair, st, grp, filter_rotations_);
+      chains.self1 = linear_layer(chains.self1, st, grp, filter_rotations_);
+      chains.self2 = linear_layer(chains.self2, st, grp, filter_rotations_);
+    } else if (st.spec.kind == LayerKind::avgpool) {
+      chains.pair = average_pool(chains.pair, st.spec.s);
+      chains.self1 = average_pool(chains.self1, st.spec.s);
+      chains.self2 = average_pool(chains.self2, st.spec.s);
+    } else if (st.spec.kind == LayerKind::res) {
+      saved.push_back(chains);
+    } else if (st.spec.kind == LayerKind::res_end) {
+      add_state(chains.pair, saved.back().pair);
+      add_state(chains.self1, saved.back().self1);
+      add_state(chains.self2, saved.back().self2);
+      saved.pop_back();
     } else if (is_nonlinearity(st.spec.kind)) {
       const std::vector<double> var1 = diagonal_of(chains.self1);
       const std::vector<double> var2 = diagonal_of(chains.self2);
@@ -251,26 +302,13 @@ KernelValue ReferenceKernel::evaluate(const ImageView& x, const ImageView& x2) c
   const auto& stages = net_.stages();
   const LayerKind readout = stages[net_.readout_stage()].spec.kind;
   KernelValue pair = pool(chains.pair, readout);
-  KernelValue self1 = pool(chains.self1, readout);
-  KernelValue self2 = pool(chains.self2, readout);
-  for (std::size_t s = net_.readout_stage() + 1; s < stages.size(); ++s) {
-    const Stage& st = stages[s];
-    if (st.spec.kind == LayerKind::dense) {
-      for (KernelValue* v : {&pair, &self1, &self2}) {
-        const double k = st.w2 * v->nngp + st.b2;
-        *v = {k, k + st.w2 * v->ntk};
-      }
-    } else if (is_nonlinearity(st.spec.kind)) {
-      // q1, q2: the pooled self-kernels K(x,x), K(x2,x2) at this depth.
-      const double q1 = self1.nngp, q2 = self2.nngp;
-      const DualValue d = dual(st.spec.kind, q1, q2, pair.nngp);
-      const DualValue d1 = dual(st.spec.kind, q1, q1, self1.nngp);
-      const DualValue d2 = dual(st.spec.kind, q2, q2, self2.nngp);
-      pair = {d.sigma, d.sigma_dot * pair.ntk};
-      self1 = {d1.sigma, d1.sigma_dot * self1.ntk};
-      self2 = {d2.sigma, d2.sigma_dot * self2.ntk};
-    }
-  }
+  const KernelValue self1 = pool(chains.self1, readout);
+  const KernelValue self2 = pool(chains.self2, readout);
+  // The head: both self-pairs first (recording their pooled self-kernels), then the pair with them.
+  std::vector<double> q1(stages.size(), 0.0), q2(stages.size(), 0.0);
+  (void)apply_head(net_.head_layers(), self1, nullptr, nullptr, q1.data());
+  (void)apply_head(net_.head_layers(), self2, nullptr, nullptr, q2.data());
+  pair = apply_head(net_.head_layers(), pair, q1.data(), q2.data(), nullptr);
   return pair;
 }
 

@@ -23,7 +23,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using kernel::KernelProblem;
 using kernel::KernelValue;
-using kernel::PairIndex;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -270,34 +269,37 @@ class Builder {
         const std::int64_t e = a * t.rect.cols + b;
         if (entry_needed(t, a, b) && t.have[static_cast<std::size_t>(e)] == 0) todo.push_back(e);
       }
-    // The pairs go to the problem in batches (its batched entry point, for executors that evaluate many
-    // pairs at once): a few per thread, small enough that a stop request is seen within a few pairs.
-    const auto threads = static_cast<std::size_t>(opt_.threads);
-    const std::size_t batch = std::clamp<std::size_t>(todo.size() / (4 * threads), 1, 8);
-    const auto batches = static_cast<std::int64_t>((todo.size() + batch - 1) / batch);
     std::atomic<bool> abandoned{false};
     std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(opt_.threads)
-    for (std::int64_t b = 0; b < batches; ++b) {
-      if (abandoned.load(std::memory_order_relaxed) || stop_requested()) {
-        abandoned = true;
-        continue;
+    if (problem_.batched()) {  // an accelerator takes the whole tile (kernel/problem.hpp)
+      std::vector<std::pair<std::int64_t, std::int64_t>> ij;
+      for (const std::int64_t e : todo) ij.emplace_back(t.rect.r0 + e / t.rect.cols, t.rect.c0 + e % t.rect.cols);
+      std::vector<KernelValue> v(ij.size());
+      problem_.evaluate_batch(*workers_[0], t.rect.matrix, ij, v.data());
+      for (std::size_t p = 0; p < todo.size(); ++p) {
+        k[static_cast<std::size_t>(todo[p])] = v[p].nngp;
+        th[static_cast<std::size_t>(todo[p])] = v[p].ntk;
       }
-      try {
-        const std::size_t first = static_cast<std::size_t>(b) * batch, last = std::min(first + batch, todo.size());
-        std::vector<PairIndex> pairs;
-        for (std::size_t p = first; p < last; ++p)
-          pairs.push_back({t.rect.r0 + todo[p] / t.rect.cols, t.rect.c0 + todo[p] % t.rect.cols});
-        std::vector<KernelValue> values(pairs.size());
-        problem_.evaluate_batch(*workers_[static_cast<std::size_t>(omp_get_thread_num())], t.rect.matrix, pairs, values);
-        for (std::size_t p = first; p < last; ++p) {
-          k[static_cast<std::size_t>(todo[p])] = values[p - first].nngp;
-          th[static_cast<std::size_t>(todo[p])] = values[p - first].ntk;
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(opt_.threads)
+      for (std::size_t p = 0; p < todo.size(); ++p) {
+        if (abandoned.load(std::memory_order_relaxed) || stop_requested()) {
+          abandoned = true;
+          continue;
         }
-      } catch (...) {
+        try {
+          const std::int64_t e = todo[p];
+          const std::int64_t i = t.rect.r0 + e / t.rect.cols;
+          const std::int64_t j = t.rect.c0 + e % t.rect.cols;
+          const KernelValue v =
+              problem_.evaluate(*workers_[static_cast<std::size_t>(omp_get_thread_num())], t.rect.matrix, i, j);
+          k[static_cast<std::size_t>(e)] = v.nngp;
+          th[static_cast<std::size_t>(e)] = v.ntk;
+        } catch (...) {
 #pragma omp critical
-        error = std::current_exception();
-        abandoned = true;
+          error = std::current_exception();
+          abandoned = true;
+        }
       }
     }
     if (error) std::rethrow_exception(error);

@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -43,8 +44,15 @@ void write_npy_collective(const std::filesystem::path& path, const DistMatrix& a
                            &filetype);
     MPI_Type_commit(&filetype);
     MPI_File_set_view(fh, static_cast<MPI_Offset>(header.size()), MPI_DOUBLE, filetype, "native", MPI_INFO_NULL);
-    if (MPI_File_write_all(fh, buf.data(), static_cast<int>(local), MPI_DOUBLE, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    // The local part may hold more than 2³¹ doubles: write it as local_rows elements of one local row
+    // each (both counts are below 2³¹, as DistMatrix checked); the file offsets are MPI_Offset (64-bit).
+    MPI_Datatype row = MPI_DATATYPE_NULL;
+    MPI_Type_contiguous(static_cast<int>(std::max<std::int64_t>(a.local_cols(), 1)), MPI_DOUBLE, &row);
+    MPI_Type_commit(&row);
+    const int count = a.local_cols() > 0 ? static_cast<int>(a.local_rows()) : 0;
+    if (MPI_File_write_all(fh, buf.data(), count, row, MPI_STATUS_IGNORE) != MPI_SUCCESS)
       failure = "cannot write '" + path.string() + "' (MPI-IO; disk full?)";
+    MPI_Type_free(&row);
     MPI_Type_free(&filetype);
   }
   MPI_File_close(&fh);

@@ -60,22 +60,15 @@ std::pair<int, int> ProcessGrid::parse_shape(std::string_view text, int nranks) 
 }
 
 DistMatrix::DistMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, std::int64_t nb) : grid_(&grid) {
-  constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
   if (m < 0 || n < 0) throw InvalidArgument("matrix dimensions must be non-negative");
   if (nb < 1) throw InvalidArgument("block size must be at least 1, got " + std::to_string(nb));
-  if (m > kIntMax || n > kIntMax || nb > kIntMax) throw InvalidArgument("matrix dimension exceeds the ScaLAPACK int range");
+  check_scalapack_sizes("a matrix", m, n, nb, grid.prows(), grid.pcols());
   rows_ = {m, nb, grid.prows()};
   cols_ = {n, nb, grid.pcols()};
   myrow_ = grid.myrow();
   mycol_ = grid.mycol();
   local_rows_ = rows_.local_size(myrow_);
   local_cols_ = cols_.local_size(mycol_);
-  // Decided on the largest local block of any rank (process 0's), so that every rank throws together.
-  const std::int64_t max_local = rows_.max_local_size() * cols_.max_local_size();
-  if (max_local > kIntMax)
-    throw InvalidArgument("a rank's local block of the " + std::to_string(m) + "x" + std::to_string(n) +
-                          " matrix has " + std::to_string(max_local) +
-                          " elements, over ScaLAPACK's int range (2^31-1): use more ranks or a squarer grid");
   const std::int64_t lld = std::max<std::int64_t>(1, local_rows_);
   local_.assign(static_cast<std::size_t>(lld * local_cols_), 0.0);
   const int im = static_cast<int>(m), in = static_cast<int>(n), inb = static_cast<int>(nb), zero = 0;

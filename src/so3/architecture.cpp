@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "eqntk/error.hpp"
+#include "eqntk/kernel/grammar.hpp"
 #include "eqntk/text.hpp"
 
 namespace eqntk::so3 {
@@ -18,7 +19,7 @@ constexpr NamedKind kKinds[] = {{"s2lift", LayerKind::s2lift}, {"so3conv", Layer
                                 {"so3pool", LayerKind::so3pool}, {"relu", LayerKind::relu},
                                 {"erf", LayerKind::erf},         {"id", LayerKind::id},
                                 {"dense", LayerKind::dense}};
-constexpr std::string_view kPlanar[] = {"lift", "gconv", "conv", "gpool", "gap", "flatten"};
+constexpr std::string_view kPlanar[] = {"lift", "gconv", "conv", "gpool", "gap", "flatten", "avgpool", "res"};
 
 [[noreturn]] void fail(const std::string& token, const std::string& rule) {
   throw InvalidArgument("invalid SO(3) architecture at '" + token + "': " + rule);
@@ -43,11 +44,9 @@ int parse_band_limit(const std::string& token, std::string_view value) {
   return v;
 }
 
-LayerSpec parse_layer(std::string_view raw) {
-  const std::string token(text::trim(raw));
-  if (token.empty()) fail(token, "empty layer (two commas in a row, or a trailing comma?)");
-  const auto fields = text::split(token, ':');
-  const std::string_view name = text::trim(fields[0]);
+LayerSpec parse_layer(const kernel::GrammarNode& node) {
+  const std::string& token = node.token;
+  const std::string_view name = text::trim(node.name);
   LayerSpec spec;
   spec.token = token;
   bool known = false;
@@ -57,7 +56,7 @@ LayerSpec parse_layer(std::string_view raw) {
       known = true;
     }
   }
-  if (!known) {
+  if (!known || node.has_body) {
     for (const auto planar : kPlanar)
       if (planar == name)
         fail(token, "planar layer '" + std::string(name) +
@@ -68,11 +67,12 @@ LayerSpec parse_layer(std::string_view raw) {
   const bool weighted = is_linear(spec.kind);
   const bool band_limited = spec.kind == LayerKind::s2lift || spec.kind == LayerKind::so3conv;
   const char* keys = band_limited ? " (keys: w, b, L)" : " (keys: w, b)";
-  for (std::size_t f = 1; f < fields.size(); ++f) {
-    const auto eq = fields[f].find('=');
-    if (eq == std::string_view::npos) fail(token, "expected key=value, got '" + std::string(fields[f]) + "'");
-    const std::string_view key = text::trim(fields[f].substr(0, eq));
-    const std::string_view value = text::trim(fields[f].substr(eq + 1));
+  for (const std::string& raw_field : node.fields) {
+    const std::string_view field = raw_field;
+    const auto eq = field.find('=');
+    if (eq == std::string_view::npos) fail(token, "expected key=value, got '" + raw_field + "'");
+    const std::string_view key = text::trim(field.substr(0, eq));
+    const std::string_view value = text::trim(field.substr(eq + 1));
     if (weighted && key == "w") {
       spec.w = parse_real(token, key, value);
       if (spec.w <= 0.0) fail(token, "w (sigma_w) must be positive");
@@ -169,7 +169,8 @@ kernel::LayerKind activation(LayerKind kind) {
 Architecture Architecture::parse(std::string_view text) {
   if (text::trim(text).empty()) fail("", "empty architecture string");
   Architecture arch;
-  for (const auto part : text::split(text, ',')) arch.layers_.push_back(parse_layer(part));
+  for (const kernel::GrammarNode& node : kernel::parse_grammar(text, "invalid SO(3) architecture"))
+    arch.layers_.push_back(parse_layer(node));
   arch.pool_ = validate_order(arch.layers_);
   return arch;
 }

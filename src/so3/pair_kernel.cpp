@@ -117,38 +117,26 @@ double low_pass_variance(const Signal& x, int band_limit) {
   return s / (4 * std::numbers::pi * x.channels());
 }
 
-KernelValue apply_head(const Network& net, KernelValue v, std::span<const double> head_var,
-                       std::span<const double> head_var2) {
+// The dense head of the planar engines (kernel/head.hpp), on this network's stages after so3pool.
+std::vector<kernel::HeadLayer> head_layers(const Network& net) {
+  std::vector<kernel::HeadLayer> head;
   const auto& stages = net.stages();
   for (std::size_t s = net.pool_stage() + 1; s < stages.size(); ++s) {
     const Stage& st = stages[s];
-    if (st.spec.kind == LayerKind::dense) {
-      // K' = σ_w² K + σ_b²;  Θ' = K' + σ_w² Θ.
-      const double kn = st.w2 * v.nngp + st.b2;
-      v = {kn, kn + st.w2 * v.ntk};
-    } else if (st.nonlinearity()) {
-      const kernel::DualValue d = kernel::dual(activation(st.spec.kind), head_var[s], head_var2[s], v.nngp);
-      v = {d.sigma, d.sigma_dot * v.ntk};
-    }
+    head.push_back({s, st.spec.kind == LayerKind::dense, st.w2, st.b2,
+                    st.nonlinearity() ? activation(st.spec.kind) : kernel::LayerKind::id});
   }
-  return v;
+  return head;
+}
+
+KernelValue apply_head(const Network& net, KernelValue v, std::span<const double> head_var,
+                       std::span<const double> head_var2) {
+  return kernel::apply_head(head_layers(net), v, head_var.data(), head_var2.data(), nullptr);
 }
 
 KernelValue self_head(const Network& net, KernelValue v, std::vector<double>& head_var) {
-  const auto& stages = net.stages();
-  head_var.assign(stages.size(), 0.0);
-  for (std::size_t s = net.pool_stage() + 1; s < stages.size(); ++s) {
-    const Stage& st = stages[s];
-    if (st.spec.kind == LayerKind::dense) {
-      const double kn = st.w2 * v.nngp + st.b2;
-      v = {kn, kn + st.w2 * v.ntk};
-    } else if (st.nonlinearity()) {
-      head_var[s] = v.nngp;
-      const kernel::DualValue d = kernel::dual(activation(st.spec.kind), v.nngp, v.nngp, v.nngp);
-      v = {d.sigma, d.sigma_dot * v.ntk};
-    }
-  }
-  return v;
+  head_var.assign(net.stages().size(), 0.0);
+  return kernel::apply_head(head_layers(net), v, nullptr, nullptr, head_var.data());
 }
 
 PairKernel::PairKernel(Network net) : net_(std::move(net)), ws_(std::make_unique<Workspace>()) {

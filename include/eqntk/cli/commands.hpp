@@ -21,6 +21,10 @@ int kernel_command(const std::vector<std::string>& args);
 /// `eqntk run`: distributed Gram matrices and training dynamics (the main job).
 int run_command(const std::vector<std::string>& args);
 
+/// `eqntk plan`: the arguments of `eqntk run` (and --ranks), no kernel build: pairs, tiles, per-rank
+/// memory, ScaLAPACK workspace, checkpoint size and a calibrated estimate of core-hours and wall time.
+int plan_command(const std::vector<std::string>& args);
+
 /// `eqntk --version` text: version, git SHA, build type, compiler, BLAS/ScaLAPACK, MPI.
 std::string version_text();
 

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,15 @@ struct LabeledSet {
 [[nodiscard]] kernel::ImageSet load_images(const std::filesystem::path& path, ImageLayout layout,
                                            bool integer_pixels = true);
 
+/// As load_images for only the given rows of the file (strictly increasing), read as a stream: memory
+/// holds the selected rows (in the file's element type until each is converted), never the whole file.
+[[nodiscard]] kernel::ImageSet load_image_rows(const std::filesystem::path& path, ImageLayout layout,
+                                               std::span<const std::int64_t> rows, bool integer_pixels = true);
+
+/// The number of images in an image file, from its header (with the shape checks of load_images).
+[[nodiscard]] std::int64_t image_count(const std::filesystem::path& path, ImageLayout layout,
+                                       bool integer_pixels = true);
+
 /// Reads a label file: integer arrays of shape (N,) are classes (must be ≥ 0); float arrays of shape
 /// (N,) or (N, D) are regression targets (must be finite). Throws naming the file.
 [[nodiscard]] Targets load_targets(const std::filesystem::path& path);
@@ -71,6 +81,15 @@ struct Dataset {
 /// Checks consistency (counts, channels, sizes, label kinds, label range) and runs the pipeline.
 /// Throws InvalidArgument with one line naming the problem.
 [[nodiscard]] Dataset prepare(LabeledSet train, LabeledSet test, const Preprocessing& options);
+
+struct DataFiles {
+  std::string train_images, train_labels, test_images, test_labels;
+};
+
+/// prepare() of the files' contents, reading only the images the subsets select (labels whole): the
+/// same Dataset, bit for bit, as prepare(labeled(load_images(..), load_targets(..)), ...), with memory
+/// O(selected images). Not collective (rank 0). Throws as load_images, load_targets and prepare.
+[[nodiscard]] Dataset load_dataset(const DataFiles& files, ImageLayout layout, const Preprocessing& options);
 
 /// Wraps images and targets as a LabeledSet (identity source indices, no rotation).
 [[nodiscard]] LabeledSet labeled(kernel::ImageSet images, Targets targets);

@@ -25,6 +25,22 @@ namespace eqntk::io {
 /// overflowing dimension, truncated data, or trailing bytes after the data.
 [[nodiscard]] Array read_idx(const std::filesystem::path& path);
 
+/// What an IDX header declares.
+struct IdxHeader {
+  DType dtype = DType::u1;
+  Shape shape;
+  std::int64_t header_bytes = 0;  ///< 4 + 4·ndims: the data starts here
+  std::int64_t data_bytes = 0;    ///< element_count(shape) × itemsize(dtype)
+};
+
+/// The header of an IDX file (plain or gzip). A plain file's size is checked against it here, a gzip
+/// file's when its data is read. Throws IoError as read_idx.
+[[nodiscard]] IdxHeader read_idx_header(const std::filesystem::path& path);
+
+/// Only the selected rows of an IDX file (plain: read in place; gzip: decompressed as a stream, keeping
+/// the selected rows), with every check of read_idx. Rows must be strictly increasing and in range.
+[[nodiscard]] ArrayRows read_idx_rows(const std::filesystem::path& path, std::span<const std::int64_t> rows);
+
 /// As read_idx for content already in memory (plain or gzip); `name` stands for the file in messages.
 [[nodiscard]] Array parse_idx(std::span<const std::byte> bytes, std::string_view name);
 

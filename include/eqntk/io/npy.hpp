@@ -42,6 +42,10 @@ struct NpyHeader {
 /// errors. A u8 value above INT64_MAX or a bool byte other than 0/1 is also an IoError. Not collective.
 [[nodiscard]] Array read_npy(const std::filesystem::path& path);
 
+/// Only the selected rows of a .npy file, plain (read in place) or gzip-compressed (streamed), with every
+/// check of read_npy. Rows must be strictly increasing and in range.
+[[nodiscard]] ArrayRows read_npy_rows(const std::filesystem::path& path, std::span<const std::int64_t> rows);
+
 /// As read_npy, for .npy content already in memory; `name` stands for the file in error messages.
 [[nodiscard]] Array parse_npy(std::span<const std::byte> bytes, std::string_view name);
 

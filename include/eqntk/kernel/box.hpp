@@ -1,17 +1,19 @@
 // Separable window sums over the 4-D index space of one rotation block (MATH.md §5.1, §5.3).
 //
 // A block B(t, t') with t = (i, j), t' = (i', j') is stored row-major as B[i][j][i'][j'] (j' fastest).
-// The window sum of a conv-type layer for rotation offset Δ,
-//   S_Δ(t, t') = Σ_{y ∈ {-p..p}²} A(t + y, t' + R^Δ y),   R(a, b) = (−b, a),
-// separates into a pass over a (moving i by a and t' by the a-part of R^Δ y) and a pass over b (moving
+// The window sum of a conv-type layer for the block of group element h (MATH.md §10),
+//   S_h(t, t') = Σ_{y ∈ {-p..p}²} A(t + y, t' + A_h y),   A_h = R^r M^m (group/point_group.hpp),
+// separates into a pass over a (moving i by a and t' by the a-part of A_h y) and a pass over b (moving
 // j by b and t' by the b-part). Each pass is a 1-D window sum along a line of the 4-D index space.
-// Worked example, Δ = 1: R(a, b) = (−b, a), so S(t,t') = Σ_a Σ_b A(i+a, j+b, i'−b, j'+a):
+// Worked example, h = (1, 0): A_h(a, b) = (−b, a), so S(t,t') = Σ_a Σ_b A(i+a, j+b, i'−b, j'+a):
 //   pass A moves (dim 0, dim 3, sign +1), pass B moves (dim 1, dim 2, sign −1).
+// h = (0, 1) (the mirror): A_h(a, b) = (a, −b): pass A (dim 0, dim 2, +1), pass B (dim 1, dim 3, −1).
 #pragma once
 
 #include <array>
 #include <cstdint>
 
+#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/architecture.hpp"
 
 namespace eqntk::kernel {
@@ -29,8 +31,8 @@ struct BoxLine {
   int sign = 1;
 };
 
-/// The two passes (A over a, B over b) for rotation offset Δ ∈ {0,1,2,3}.
-[[nodiscard]] std::array<BoxLine, 2> box_lines(int delta);
+/// The two passes (A over a, B over b) for the block of group element h.
+[[nodiscard]] std::array<BoxLine, 2> box_lines(group::Element h);
 
 /// Output sizes of a pass: `valid` shrinks dims du and dv by 2p, other paddings keep them.
 [[nodiscard]] Dims4 box_output_dims(const Dims4& in, const BoxLine& line, int p, Padding pad);

@@ -1,10 +1,14 @@
-// The fast kernel engine: NNGP and NTK of one image pair (MATH.md §3–§5).
+// The fast kernel engine: NNGP and NTK of one image pair (MATH.md §3–§5, §10).
 //
-// p4 networks run on the 4-block representation B_Δ(t,t') = K_{(t,0),(t',Δ)} (§5.1): each Δ evolves on
-// its own through every layer, with separable window sums (§5.3). CNNs use the same code with the one
-// block Δ = 0. `flatten` readouts only ever need same-position entries and run on the diagonal-only
-// path, O(HW·q²) per pair. Per-image variance maps (the self-kernel diagonals feeding each
-// nonlinearity) come from a SelfChain computed once per image and shared by every pair.
+// Group networks run on the |G|-block representation B_h(t,t') = K_{(t,e),(t',h)}, h ∈ G (§5.1, §10;
+// block index = the index of h in group::elements(G), so p4's block Δ is the rotation by Δ): each block
+// evolves on its own through every layer, with separable window sums along A_h (§5.3). CNNs use the same
+// code with the one block h = e. avgpool averages each stored block over cells, res saves a block and adds
+// it back. `flatten` readouts without an avgpool only ever need same-position entries and run on the
+// diagonal-only path, O(HW·q²) per pair; after an avgpool, flatten reads the e-block diagonal. Per-image
+// variance maps (the self-kernel diagonals feeding each nonlinearity) come from a SelfChain computed once
+// per image and shared by every pair: from the diagonal-only recursion, or, when the network has an
+// avgpool (whose pooled diagonal needs off-diagonal self entries), from the self pair's full recursion.
 //
 // Thread safety: a PairKernel owns its workspace; use one per thread. SelfChain is read-only in
 // evaluate() and may be shared. Results are a deterministic function of (network, x, x2): the same
@@ -18,16 +22,12 @@
 #include <memory>
 #include <vector>
 
+#include "eqntk/kernel/head.hpp"
 #include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 
 namespace eqntk::kernel {
 
-/// The two kernels of one pair (or of one layer's pooled state).
-struct KernelValue {
-  double nngp = 0.0;
-  double ntk = 0.0;
-};
 
 /// Per-image data every pair needs, computed once per image by PairKernel::self_chain.
 struct SelfChain {
@@ -40,7 +40,7 @@ struct SelfChain {
   KernelValue self;
 };
 
-/// One rotation block of a spatial state, row-major [i][j][i'][j'] over h×w positions on each side.
+/// One block B_h of a spatial state, row-major [i][j][i'][j'] over h×w positions on each side.
 /// After a linear layer it holds (K, Θ); after a nonlinearity (Σ, Σ̇⊙Θ).
 struct BlockView {
   std::int64_t h = 0;
@@ -57,18 +57,20 @@ struct BlockView {
 /// memory traffic, kernels accurate to ~1e-6 relative instead of ~1e-15.
 enum class Precision { float64, mixed };
 
-/// Called after every spatial stage s (up to, not including, the readout) for every block Δ.
+/// Called after every spatial stage s (up to, not including, the readout) for every block (its index in
+/// group::elements(network.group()); `int delta` for p4's rotation offset Δ).
 using BlockObserver = std::function<void(std::size_t stage, int delta, const BlockView&)>;
 
 namespace detail {
 struct Workspace;
 using SpatialFn = KernelValue (*)(const Network&, const ImageView&, const SelfChain&, const ImageView&,
-                                  const SelfChain&, Workspace&, const BlockObserver*);
+                                  const SelfChain&, Workspace&, const BlockObserver*, SelfChain*);
 }  // namespace detail
 
 class PairKernel {
  public:
-  /// Allocates the workspace for `net` (4 blocks of max_pixels² doubles unless the readout is flatten).
+  /// Allocates the workspace for `net` (4 block buffers of max_pixels² doubles, plus two per res block,
+  /// unless the network runs on the diagonal-only path).
   /// The spatial part runs on the widest instruction set the CPU supports (AVX-512, AVX2 or baseline
   /// x86-64, chosen once per process; EQNTK_ISA=baseline|avx2 narrows it). Different levels agree to a few
   /// ulps, not bitwise: runs that must match bitwise use the same level.

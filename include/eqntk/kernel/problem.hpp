@@ -3,9 +3,9 @@
 // the dense one-process driver (dense_gram, kernel/gram.hpp) both run on this interface. No MPI here.
 //
 // evaluate(w, s, i, j) is K and Θ of (item i of set s, training item j), always with the arguments in this
-// order, so an entry is bitwise identical whoever computes it. evaluate_batch() is the batched entry point the
-// drivers call with a slice of a tile of pairs: a CPU executor loops over the pairs, an accelerator executor
-// can evaluate the whole slice at once.
+// order, so an entry is bitwise identical whoever computes it. evaluate_batch() is the batched entry point:
+// the distributed builder hands it a whole tile when batched() (an accelerator), the dense driver one row of
+// pairs at a time; the default loops over evaluate().
 //
 // Every family is one EngineProblem<Items>: the per-item engine (PairKernel, so3::PairKernel,
 // so3::MoleculeKernel) behind an `Items` adapter that holds the two sets (see EngineProblem).
@@ -26,11 +26,6 @@
 
 namespace eqntk::kernel {
 
-/// A pair (item i of the rows' set, training item j).
-struct PairIndex {
-  std::int64_t i = 0, j = 0;
-};
-
 class KernelProblem {
  public:
   /// Per-thread scratch (workspaces, FFT buffers).
@@ -47,14 +42,17 @@ class KernelProblem {
   virtual void prepare(Worker& worker, int set, std::int64_t i) = 0;
   /// K and Θ of (item i of `set`, training item j), both prepared.
   [[nodiscard]] virtual KernelValue evaluate(Worker& worker, int set, std::int64_t i, std::int64_t j) const = 0;
-  /// out[p] = evaluate(worker, set, pairs[p].i, pairs[p].j) for every p (out.size() == pairs.size()). The
-  /// default evaluates pair by pair; an executor that batches overrides it with the same values.
-  virtual void evaluate_batch(Worker& worker, int set, std::span<const PairIndex> pairs,
-                              std::span<KernelValue> out) const {
-    for (std::size_t p = 0; p < pairs.size(); ++p) out[p] = evaluate(worker, set, pairs[p].i, pairs[p].j);
-  }
   /// K and Θ of (item, item) of a prepared item.
   [[nodiscard]] virtual KernelValue self(int set, std::int64_t i) const = 0;
+  /// True when the builder should hand a tile's pairs to evaluate_batch() at once, from one thread (an
+  /// accelerator evaluates them in batches), instead of evaluate() per pair on OpenMP threads.
+  [[nodiscard]] virtual bool batched() const { return false; }
+  /// out[p] = evaluate(worker, set, ij[p].first, ij[p].second) for every p; the result of a pair must not
+  /// depend on the other pairs of the call. Default: one by one.
+  virtual void evaluate_batch(Worker& worker, int set, std::span<const std::pair<std::int64_t, std::int64_t>> ij,
+                              KernelValue* out) const {
+    for (std::size_t p = 0; p < ij.size(); ++p) out[p] = evaluate(worker, set, ij[p].first, ij[p].second);
+  }
   /// The arithmetic of the stored intermediates, "float64" or "mixed" (part of a checkpoint's identity).
   [[nodiscard]] virtual std::string precision() const { return "float64"; }
 };

@@ -5,7 +5,8 @@
 // activations of dual.hpp and the shapes of Network, so that agreement of the two is evidence
 // for both. It exists for tests and benchmarks: clarity beats speed.
 //
-// Glossary: g = (t, r) a group element (pixel t = (i, j), rotation r), q = filter size, p = (q−1)/2,
+// Glossary: g = (t, r) a group element (pixel t = (i, j), label r: the index of an element of the point
+// group G in group::elements(G), MATH.md §10), q = filter size, p = (q−1)/2,
 // S = the filter-rotation support (the s-sum of a group conv runs over S; MATH.md §5.6),
 // n = rotations·h·w the number of indices g of one side of a state.
 #pragma once
@@ -21,7 +22,8 @@ namespace eqntk::kernel {
 
 /// The full kernel matrix of one layer for one image pair (x, x2).
 ///
-/// Index order: an index g = (r, i, j) is flattened as (r·h + i)·w + j, r ∈ [0, rotations);
+/// Index order: an index g = (r, i, j) is flattened as (r·h + i)·w + j, r ∈ [0, rotations) the label of a
+/// group element (rotations = |G|);
 /// entry (g, g') is nngp[g·n + g'] with n = rotations·h·w, i.e. the layout
 /// [(r·h+i)·w+j][(r'·h+i')·w+j'] (j' fastest). p4 states have rotations = 4, CNN states and the
 /// raw input have rotations = 1 (then r = r' = 0).
@@ -56,11 +58,13 @@ struct FullState {
 ///
 /// Every layer is computed from its definition over the full index space:
 ///   input   K⁰(p, p') = (1/C) Σ_c x_c(p) x2_c(p'),  Θ⁰ = 0;
-///   lift    K_{(t,r),(t',r')} = σ_w²/q² Σ_{y∈W} K⁰(t + R^r y, t' + R^{r'} y) + σ_b²,  Θ = K;
-///   gconv   K_{(t,r),(t',r')} = σ_w²/(|S| q²) Σ_{s∈S} Σ_{y∈W} Σ_{(t+R^r y, r+s),(t'+R^{r'} y, r'+s)} + σ_b²,
+///   lift    K_{(t,g),(t',g')} = σ_w²/q² Σ_{y∈W} K⁰(t + A_g y, t' + A_{g'} y) + σ_b²,  Θ = K;
+///   gconv   K_{(t,g),(t',g')} = σ_w²/(|S| q²) Σ_{s∈S} Σ_{y∈W} Σ_{(t+A_g y, gs),(t'+A_{g'} y, g's)} + σ_b²,
 ///           Θ = K + σ_w²/(|S| q²) Σ_{s∈S} Σ_{y∈W} (Σ̇⊙Θ)_{(same pair)};
 ///   conv    K(t,t') = σ_w²/q² Σ_y Σ(t+y, t'+y) + σ_b²,  Θ = K + σ_w²/q² Σ_y (Σ̇⊙Θ)(t+y, t'+y);
-/// with R(a, b) = (−b, a) and the padding rules of MATH.md §1: `same` drops out-of-image terms,
+///   avgpool K'(T,T') = (1/s⁴) Σ_{t∈T} Σ_{t'∈T'} K(t,t') for every label pair (same for Θ);
+///   res     the block's input saved, its body run, K' = K + K_F, Θ' = Θ + Θ_F;
+/// with A_g = R^r M^m (group/point_group.hpp) and the padding rules of MATH.md §1: `same` drops out-of-image terms,
 /// `circular` wraps each coordinate, `valid` maps output pixel t to input pixel t + (p, p).
 /// Nonlinearities act entry-wise through kernel::dual with q1 = K_{g,g}(x,x), q2 = K_{g',g'}(x2,x2)
 /// taken from this engine's own full recursions of the pairs (x, x) and (x2, x2), run in lockstep.
@@ -75,10 +79,13 @@ struct FullState {
 /// threads.
 class ReferenceKernel {
  public:
-  /// `filter_rotations` is the support S ⊆ C4 of the group convolutions' s-sum (normalised by |S|).
-  /// Any non-empty S gives the same kernel at infinite width (MATH.md §5.6); the default is all of C4.
-  /// Throws InvalidArgument when S is empty, holds a value outside 0..3, or repeats a value.
-  explicit ReferenceKernel(Network net, std::vector<int> filter_rotations = {0, 1, 2, 3});
+  /// The s-sums of the group convolutions run over all of G.
+  explicit ReferenceKernel(Network net);
+  /// `filter_rotations` is the support S ⊆ G of the group convolutions' s-sum (normalised by |S|), as
+  /// indices into group::elements(net.group()) (for p4, index r is the rotation by r quarter turns).
+  /// Any non-empty S gives the same kernel at infinite width (MATH.md §5.6).
+  /// Throws InvalidArgument when S is empty, holds a value outside 0..|G|−1, or repeats a value.
+  ReferenceKernel(Network net, std::vector<int> filter_rotations);
 
   [[nodiscard]] const Network& network() const { return net_; }
 

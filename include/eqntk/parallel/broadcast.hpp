@@ -10,4 +10,11 @@ namespace eqntk::parallel {
 /// MPI_COMM_WORLD.
 void broadcast_dataset(io::Dataset& d);
 
+/// As broadcast_dataset, except that the images are not replicated: rank myrow·pcols + mycol of a
+/// prows×pcols grid keeps (or receives) only the images its Gram tiles touch (held_images in
+/// block_cyclic.hpp, block size nb), as a partial ImageSet; targets, source indices and rotations stay
+/// whole. Memory per rank O(N/prows + N/pcols + M/prows) images instead of O(N + M). Collective over
+/// MPI_COMM_WORLD; rank 0 must hold the whole (dense) data set.
+void distribute_dataset(io::Dataset& d, int prows, int pcols, std::int64_t nb);
+
 }  // namespace eqntk::parallel

@@ -1,0 +1,108 @@
+// The GPU executor of the planar kernel recursion (MATH.md §3–§5): NNGP and NTK of many image pairs per
+// kernel launch, on one OpenCL device (eqntk/gpu/device.hpp).
+//
+// It computes what kernel::PairKernel::evaluate computes, to rounding (≤ 1e-12 relative in the tests):
+// p4 networks on the 4-block representation B_Δ (one "slot" per pair and Δ), CNNs on one block, flatten
+// readouts on the same-position chain. Per batch of pairs the device holds the K and Θ blocks of every
+// slot; each spatial linear layer is two launches (pass A over a, pass B over b of MATH §5.3), the second
+// fused with the scale/bias, the NTK update, the following dual activation and, for the last layer, the
+// pooled sums (reduced in local memory). Host↔device traffic per batch: the batch's distinct images and
+// their variance maps in, two numbers per slot out.
+//
+// Self chains (variance maps: the same-position recursion of (x, x); K(x, x) and the head variances) are
+// computed on the device too, one image at a time (self_chain). The dense head (scalars) runs on the host.
+// Layer kinds covered: lift/gconv/conv (k odd; same/valid/circular), relu/erf/id, gpool/gap/flatten,
+// dense heads with nonlinearities. Each window pass takes the slot's signed permutation of (a, b), so
+// other point groups only need their blocks listed (MATH §10: not yet wired).
+//
+// Results depend only on (network, pair, device): the same for any batch size or pair order.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "eqntk/gpu/device.hpp"
+#include "eqntk/kernel/gram.hpp"
+#include "eqntk/kernel/image.hpp"
+#include "eqntk/group/point_group.hpp"
+#include "eqntk/kernel/network.hpp"
+#include "eqntk/kernel/pair_kernel.hpp"
+
+namespace eqntk::gpu {
+
+/// One pair: both images with their self chains (from kernel::PairKernel::self_chain of the same network).
+/// Images are identified by their data pointer within one evaluate() call.
+struct PairRef {
+  kernel::ImageView x;
+  const kernel::SelfChain* sx = nullptr;
+  kernel::ImageView x2;
+  const kernel::SelfChain* sx2 = nullptr;
+};
+
+/// How the window sum of one block moves t' (MATH §5.1, §10): B'_h(t,t') = Σ_{(a,b)} B_h(t + (a,b), t' + A_h(a,b))
+/// for a signed permutation matrix A_h (row-major {m00, m01, m10, m11}: A(a,b) = (m00 a + m01 b, m10 a + m11 b)).
+/// Pass A (over a) moves t' along column 0 of A, pass B (over b) along column 1: dimension 2 (i') or 3 (j')
+/// of the block and a sign. R^Δ gives the p4 blocks; any point-group element A_h = R^r M^m works the same.
+struct WindowLines {
+  int dv_a = 2, sign_a = 1, dv_b = 3, sign_b = 1;
+  friend bool operator==(const WindowLines&, const WindowLines&) = default;
+};
+/// Throws InvalidArgument unless `a` is a signed permutation matrix.
+[[nodiscard]] WindowLines window_lines(const std::array<int, 4>& a);
+/// A_h as a row-major matrix acting on offsets (a, b) (MATH §10; group::act), e.g. R = {0, −1, 1, 0}.
+[[nodiscard]] std::array<int, 4> offset_matrix(group::Element h);
+
+/// Floating-point work of one entry-layer of the device kernels, counted from kernels.cl.
+struct WorkPerEntryLayer {
+  double flops = 0.0;  ///< arithmetic operations (window sums of K and Θ, epilogue; duals excluded)
+  double bytes = 0.0;  ///< global-memory bytes read and written (no cache reuse assumed)
+};
+
+class PairExecutor {
+ public:
+  /// `max_batch` > 0 caps the pairs per batch; otherwise the batch is sized to ~60 % of the device
+  /// memory. `log` receives one line when the batch is reduced after the device ran out of memory.
+  /// Throws InvalidArgument for a network the executor cannot run, DeviceError when even one pair does
+  /// not fit in the device's memory.
+  PairExecutor(const kernel::Network& net, const Device& device, std::int64_t max_batch = 0,
+               std::function<void(const std::string&)> log = {});
+  ~PairExecutor();
+  PairExecutor(const PairExecutor&) = delete;
+  PairExecutor& operator=(const PairExecutor&) = delete;
+
+  /// K(x, x2), Θ(x, x2) of every pair, in order. Throws InvalidArgument on a shape mismatch or a missing
+  /// self chain, DeviceError on a device failure (out of memory at batch size 1 included).
+  [[nodiscard]] std::vector<kernel::KernelValue> evaluate(std::span<const PairRef> pairs);
+
+  /// The self chain of image x — variance maps, head variances, K(x, x) — on the device: what
+  /// kernel::PairKernel::self_chain computes, to rounding. Throws as evaluate().
+  [[nodiscard]] kernel::SelfChain self_chain(const kernel::ImageView& x);
+
+  /// Pairs per batch now (it shrinks after an out-of-memory retry).
+  [[nodiscard]] std::int64_t batch() const { return batch_; }
+  /// Work per entry-layer of a spatial layer on the 4-block path (window size q of the network's layers).
+  [[nodiscard]] static WorkPerEntryLayer work_per_entry_layer(int q);
+
+ private:
+  struct Impl;
+  /// Runs `work` with buffers for batch_ pairs; on device out-of-memory halves batch_, says so and returns
+  /// false (the caller retries); throws DeviceError when batch_ is already 1.
+  bool with_memory_retry(const std::function<void()>& work);
+  std::unique_ptr<Impl> impl_;
+  std::int64_t batch_ = 1;
+  std::function<void(const std::string&)> log_;
+};
+
+/// As kernel::gram_matrices, on the device: self chains, then the pairs (i ≥ j only when symmetric,
+/// mirrored) in batches. Precision is float64.
+[[nodiscard]] kernel::GramPair gram_matrices(const kernel::Network& net, const kernel::ImageSet& x1,
+                                             const kernel::ImageSet* x2, const Device& device,
+                                             std::int64_t max_batch = 0,
+                                             const std::function<void(const std::string&)>& log = {});
+
+}  // namespace eqntk::gpu

@@ -1,0 +1,279 @@
+// OpenCL 1.2 C kernels of the planar kernel recursion (MATH.md §3–§5), float64 throughout. Embedded in
+// the binary by CMake (src/gpu/CMakeLists.txt → kernels_cl.hpp) and built at run time for the chosen device.
+//
+// A batch holds `slots`: one slot is one rotation block B_Δ of one image pair (4 slots per pair for p4,
+// 1 for a CNN). Every block is stored row-major [i][j][i'][j'] at slot·stride. The window sum of a layer
+//   S(t, t') = Σ_{(a,b) ∈ {-p..p}²} A(t + (a, b), t' + M(a, b))
+// for the slot's signed permutation M (R^Δ for p4; any element of a point group works the same way) runs
+// as two 1-D passes: pass A over a moves dim 0 by a and dim dvA ∈ {2, 3} by sgnA·a (column 0 of M),
+// pass B over b moves dim 1 by b and dim dvB by sgnB·b (column 1 of M). Pass B carries the fused epilogue:
+// scale and bias, Θ' = K' + scale·S(Σ̇⊙Θ), the next nonlinearity's dual activation (needs the variance
+// maps of both images), and — for the last spatial layer — the pooled sums, reduced in local memory.
+//
+// Slot table (int, 8 per slot): image a, image b (indices into the batch image table), dvA, sgnA, dvB,
+// sgnB, pair index, unused. Padding codes: 0 same (zero), 1 valid, 2 circular. Activation codes: 0 none
+// or id, 1 relu, 2 erf.
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+// Products and sums are rounded one by one as on the CPU (no contraction into fma).
+#pragma OPENCL FP_CONTRACT OFF
+
+#define PAD_SAME 0
+#define PAD_VALID 1
+#define PAD_CIRCULAR 2
+#define ACT_NONE 0
+#define ACT_RELU 1
+#define ACT_ERF 2
+#define SLOT_INTS 8
+
+// 64·DBL_EPSILON: kernel/dual.hpp kCollinearSnap.
+#define COLLINEAR_SNAP (64.0 * 2.220446049250313e-16)
+
+// Index arithmetic within one slot is in int (the host checks that a block has < 2^31 entries): 64-bit
+// division is slow on GPUs. Slot offsets are long.
+inline int wrap_index(int v, int n) {
+  v %= n;
+  return v < 0 ? v + n : v;
+}
+
+// Source coordinate o + off + move in [0, n): -1 when zero padding drops it, wrapped when circular.
+inline int source_index(int o, int off, int move, int n, int pad) {
+  int s = o + off + move;
+  if (s < 0 || s >= n) s = pad == PAD_CIRCULAR ? wrap_index(s, n) : -1;
+  return s;
+}
+
+// Dual activation of one entry (MATH.md §4), the formulas of kernel/dual.hpp relu_dual / erf_dual:
+// k ← Σ(q1, q2, k), t ← Σ̇(q1, q2, k)·t.
+inline void dual_entry(int act, double q1, double q2, double* k, double* t) {
+  const double pi = M_PI;
+  if (act == ACT_RELU) {
+    const double sq1 = sqrt(q1), sq2 = sqrt(q2);
+    const double r1 = sq1 > 0 ? 1 / sq1 : 0.0, r2 = sq2 > 0 ? 1 / sq2 : 0.0;
+    const double rho = clamp(*k * (r1 * r2), -1.0, 1.0);
+    const double om = (1 - rho) * (1 + rho);
+    const int collinear = om <= COLLINEAR_SNAP;
+    const double theta = collinear ? (rho > 0 ? 0.0 : pi) : acos(rho);
+    const double sin_theta = collinear ? 0.0 : sqrt(om);
+    const double rest = (pi - theta) / (2 * pi);
+    *k = sq1 * sq2 * (sin_theta / (2 * pi) + rest * rho);
+    *t = *t * rest;
+  } else if (act == ACT_ERF) {
+    const double b1 = 1 / sqrt(1 + 2 * q1), b2 = 1 / sqrt(1 + 2 * q2);
+    const double z = clamp(2 * *k * (b1 * b2), -1.0, 1.0);
+    const double om = fmax((1 - z) * (1 + z), 1e-300);
+    *k = (2 / pi) * asin(z);
+    *t = *t * ((4 / pi) * (b1 * b2) / sqrt(om));
+  }
+}
+
+// Sum of the two local arrays over the work-group (size a power of two); the result is in element 0.
+inline void local_sum2(__local double* lk, __local double* lt) {
+  const int lid = (int)get_local_id(0);
+  for (int span = (int)get_local_size(0) / 2; span > 0; span /= 2) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < span) {
+      lk[lid] += lk[lid + span];
+      lt[lid] += lt[lid + span];
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+// Pass A of a layer: mid(o) = Σ_a in(o0 + off + a, o1, ..., o_dvA + off + sgnA·a, ...).
+// from_images: the input kernel K⁰(t, t') = (1/C) Σ_c x_c(t) x'_c(t') is formed on the fly from the two
+// images (first layer; Θ⁰ = 0 so no Θ pass). Global size: (≥ n_out, slots).
+__kernel void pass_a(__global const double* in_k, __global const double* in_t, __global double* mid_k,
+                     __global double* mid_t, __global const int* slot_table, __global const double* images,
+                     const long stride, const int from_images, const int channels, const int ih, const int iw,
+                     const int oh, const int ow, const int p, const int pad) {
+  const long slot = get_global_id(1);
+  __global const int* info = slot_table + slot * SLOT_INTS;
+  const int dv = info[2], sgn = info[3];
+  const int n0 = oh, n1 = iw, n2 = dv == 2 ? oh : ih, n3 = dv == 3 ? ow : iw;
+  const int e = (int)get_global_id(0);
+  if (e >= n0 * n1 * n2 * n3) return;
+  int o[4];
+  o[3] = e % n3;
+  int r = e / n3;
+  o[2] = r % n2;
+  r /= n2;
+  o[1] = r % n1;
+  o[0] = r / n1;
+  const int off = pad == PAD_VALID ? p : 0;
+  double sk = 0.0, st = 0.0;
+  if (from_images) {
+    const int plane = ih * iw;
+    const long isize = (long)channels * plane;
+    __global const double* xa = images + (long)info[0] * isize;
+    __global const double* xb = images + (long)info[1] * isize;
+    const double inv_c = 1.0 / channels;
+    for (int a = -p; a <= p; ++a) {
+      const int s0 = source_index(o[0], off, a, ih, pad);
+      const int sv = source_index(o[dv], off, sgn * a, dv == 2 ? ih : iw, pad);
+      if (s0 < 0 || sv < 0) continue;
+      const int i2 = dv == 2 ? sv : o[2], j2 = dv == 3 ? sv : o[3];
+      double k0 = 0.0;
+      for (int c = 0; c < channels; ++c) k0 += xa[c * plane + s0 * iw + o[1]] * xb[c * plane + i2 * iw + j2] * inv_c;
+      sk += k0;
+    }
+  } else {
+    __global const double* bk = in_k + slot * stride;
+    __global const double* bt = in_t + slot * stride;
+    for (int a = -p; a <= p; ++a) {
+      const int s0 = source_index(o[0], off, a, ih, pad);
+      const int sv = source_index(o[dv], off, sgn * a, dv == 2 ? ih : iw, pad);
+      if (s0 < 0 || sv < 0) continue;
+      const int i2 = dv == 2 ? sv : o[2], j2 = dv == 3 ? sv : o[3];
+      const int src = ((s0 * iw + o[1]) * ih + i2) * iw + j2;
+      sk += bk[src];
+      st += bt[src];
+    }
+  }
+  mid_k[slot * stride + e] = sk;
+  if (!from_images) mid_t[slot * stride + e] = st;
+}
+
+// Pass B of a layer with the fused epilogue. in dims are pass A's output for the slot; out dims
+// (oh, ow, oh, ow). K' = scale·S_b(mid_k) + b2, Θ' = K' (first layer) or scale·S_b(mid_t) + K'; then the
+// activation `act` with q1 = var[a][voff + (o0, o1)], q2 = var[b][voff + (o2, o3)]; then either stored, or
+// (pool) summed: partial[slot·groups + group] over each work-group, in a fixed order. Global size:
+// (groups·local, slots).
+__kernel void pass_b(__global const double* mid_k, __global const double* mid_t, __global double* out_k,
+                     __global double* out_t, __global const int* slot_table, __global const double* var,
+                     __global double* part_k, __global double* part_t, __local double* lk, __local double* lt,
+                     const long stride, const int first, const int ih, const int iw, const int oh, const int ow,
+                     const int p, const int pad, const double scale, const double bias, const int act,
+                     const long var_stride, const long var_offset, const int pool) {
+  const long slot = get_global_id(1);
+  __global const int* info = slot_table + slot * SLOT_INTS;
+  const int dva = info[2], dv = info[4], sgn = info[5];
+  // pass A's output dims (in) and this pass's (out)
+  const int m2 = dva == 2 ? oh : ih, m3 = dva == 3 ? ow : iw;
+  const int n = oh * ow * oh * ow;
+  const int e = (int)get_global_id(0);
+  double k = 0.0, t = 0.0;
+  if (e < n) {
+    int o[4];
+    o[3] = e % ow;
+    int r = e / ow;
+    o[2] = r % oh;
+    r /= oh;
+    o[1] = r % ow;
+    o[0] = r / ow;
+    const int off = pad == PAD_VALID ? p : 0;
+    const int nv = dv == 2 ? m2 : m3;
+    __global const double* bk = mid_k + slot * stride;
+    __global const double* bt = mid_t + slot * stride;
+    double sk = 0.0, st = 0.0;
+    for (int b = -p; b <= p; ++b) {
+      const int s1 = source_index(o[1], off, b, iw, pad);
+      const int sv = source_index(o[dv], off, sgn * b, nv, pad);
+      if (s1 < 0 || sv < 0) continue;
+      const int i2 = dv == 2 ? sv : o[2], j2 = dv == 3 ? sv : o[3];
+      const int src = ((o[0] * iw + s1) * m2 + i2) * m3 + j2;
+      sk += bk[src];
+      if (!first) st += bt[src];
+    }
+    k = scale * sk + bias;
+    t = first ? k : scale * st + k;
+    if (act != ACT_NONE) {
+      const double q1 = var[info[0] * var_stride + var_offset + o[0] * ow + o[1]];
+      const double q2 = var[info[1] * var_stride + var_offset + o[2] * ow + o[3]];
+      dual_entry(act, q1, q2, &k, &t);
+    }
+    if (!pool) {
+      out_k[slot * stride + e] = k;
+      out_t[slot * stride + e] = t;
+    }
+  }
+  if (pool) {
+    const int lid = (int)get_local_id(0);
+    lk[lid] = k;
+    lt[lid] = t;
+    local_sum2(lk, lt);
+    if (lid == 0) {
+      const long g = get_group_id(0), groups = get_num_groups(0);
+      part_k[slot * groups + g] = lk[0];
+      part_t[slot * groups + g] = lt[0];
+    }
+  }
+}
+
+// Same-position chain (flatten readouts): c(t) = K_{t,t}(x, x') on h×w maps, one slot per pair.
+// diag_input: K⁰(t, t) = (1/C) Σ_c x_c(t) x'_c(t), Θ⁰ = 0.
+__kernel void diag_input(__global double* k, __global double* t, __global const int* slot_table,
+                         __global const double* images, const long stride, const int channels, const int h,
+                         const int w) {
+  const long slot = get_global_id(1);
+  const long e = get_global_id(0);
+  if (e >= (long)h * w) return;
+  __global const int* info = slot_table + slot * SLOT_INTS;
+  const long plane = (long)h * w, isize = channels * plane;
+  __global const double* xa = images + (long)info[0] * isize;
+  __global const double* xb = images + (long)info[1] * isize;
+  const double inv_c = 1.0 / channels;
+  double s = 0.0;
+  for (int c = 0; c < channels; ++c) s += xa[c * plane + e] * xb[c * plane + e] * inv_c;
+  k[slot * stride + e] = s;
+  t[slot * stride + e] = 0.0;
+}
+
+// One conv-type layer on the diagonal: a q×q window sum of an h×w map (the window is C4-symmetric, so Δ
+// plays no role), K' = scale·S(K) + b2, Θ' = scale·S(Θ) + K', then the activation with the two images'
+// variance maps at the same position. record (self chains, image a = image b): the variances are K' itself,
+// and K' is written to the image's variance map instead of read from it (MATH §4: the diagonal recursion).
+__kernel void diag_layer(__global const double* in_k, __global const double* in_t, __global double* out_k,
+                         __global double* out_t, __global const int* slot_table, __global double* var,
+                         const long stride, const int ih, const int iw, const int oh, const int ow, const int p,
+                         const int pad, const double scale, const double bias, const int act, const long var_stride,
+                         const long var_offset, const int record) {
+  const long slot = get_global_id(1);
+  const long e = get_global_id(0);
+  if (e >= (long)oh * ow) return;
+  __global const int* info = slot_table + slot * SLOT_INTS;
+  const int i = (int)e / ow, j = (int)e % ow, off = pad == PAD_VALID ? p : 0;
+  __global const double* bk = in_k + slot * stride;
+  __global const double* bt = in_t + slot * stride;
+  double sk = 0.0, st = 0.0;
+  for (int a = -p; a <= p; ++a) {
+    const int si = source_index(i, off, a, ih, pad);
+    if (si < 0) continue;
+    for (int b = -p; b <= p; ++b) {
+      const int sj = source_index(j, off, b, iw, pad);
+      if (sj < 0) continue;
+      sk += bk[si * iw + sj];
+      st += bt[si * iw + sj];
+    }
+  }
+  double k = scale * sk + bias;
+  double t = scale * st + k;
+  if (record) var[info[0] * var_stride + var_offset + e] = k;
+  if (act != ACT_NONE) {
+    const double q1 = record ? k : var[info[0] * var_stride + var_offset + e];
+    const double q2 = record ? k : var[info[1] * var_stride + var_offset + e];
+    dual_entry(act, q1, q2, &k, &t);
+  }
+  out_k[slot * stride + e] = k;
+  out_t[slot * stride + e] = t;
+}
+
+// Sums n values of each slot (at slot·stride in both arrays) into sum[slot] with one work-group per slot,
+// in a fixed order (deterministic for a given local size).
+__kernel void reduce_slots(__global const double* in_k, __global const double* in_t, __global double* sum_k,
+                           __global double* sum_t, __local double* lk, __local double* lt, const long stride,
+                           const long n) {
+  const long slot = get_group_id(1);
+  const int lid = (int)get_local_id(0), l = (int)get_local_size(0);
+  double ak = 0.0, at = 0.0;
+  for (long e = lid; e < n; e += l) {
+    ak += in_k[slot * stride + e];
+    at += in_t[slot * stride + e];
+  }
+  lk[lid] = ak;
+  lt[lid] = at;
+  local_sum2(lk, lt);
+  if (lid == 0) {
+    sum_k[slot] = lk[0];
+    sum_t[slot] = lt[0];
+  }
+}
