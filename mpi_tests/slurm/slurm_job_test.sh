@@ -72,7 +72,8 @@ finished_or_requeued() { finished "$1" || requeued "$1"; }
 not_pending() { ! state_is "$1" PENDING; }
 finished() { case "$(field "$1" JobState)" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) return 0;; esac; return 1; }
 # Complete records in the checkpoint logs (format in include/eqntk/io/checkpoint.hpp), counted here
-# without eqntk: a 56-byte header (magic EQTILE01, int32 ×2, int64 r0 c0 rows cols, uint64) + payload.
+# without eqntk (format v2): a 56-byte header (magic EQTILE02, int32 ×2, int64 r0 c0 rows cols, uint64
+# checksum over the header and payload) + payload.
 count_records() {
   /usr/bin/env python3 - "$1" <<'PY'
 import glob, struct, sys
@@ -80,7 +81,7 @@ n = 0
 for path in glob.glob(sys.argv[1] + "/tiles-*.log"):
     data = open(path, "rb").read()
     off = 0
-    while off + 56 <= len(data) and data[off:off + 8] == b"EQTILE01":
+    while off + 56 <= len(data) and data[off:off + 8] == b"EQTILE02":
         rows, cols = struct.unpack_from("<qq", data, off + 32)
         end = off + 56 + 16 * rows * cols
         if end > len(data):
