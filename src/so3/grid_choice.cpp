@@ -159,28 +159,14 @@ GridChoice choose_grid(const Architecture& arch, int band_limit, int channels, c
   });
 }
 
-GridChoice choose_molecule_grid(const Architecture& arch, int band_limit, MoleculeSum sum, int slots,
+GridChoice choose_molecule_grid(const Architecture& arch, int band_limit,
                                 const std::vector<const std::vector<Signal>*>& molecules,
                                 const GridChoiceOptions& options) {
-  if (molecules.empty()) throw InvalidArgument("SO(3) grid choice: no molecules");
-  std::vector<double> size;
-  for (const auto* m : molecules) {
-    double q = 0.0;
-    for (const Signal& x : *m) q = std::max(q, x.variance());
-    size.push_back(q);
-  }
-  std::vector<std::vector<Signal>> sample;
-  for (const std::size_t i : pick(size)) sample.push_back(*molecules[i]);
-  const std::size_t s = sample.size();
-  for (std::size_t i = 0; i < s; ++i) {
-    std::vector<Signal> turned;
-    for (const Signal& x : sample[i]) turned.push_back(rotate(x, kSampleRotation));
-    sample.push_back(std::move(turned));
-  }
-  return ladder(arch, band_limit, options, static_cast<int>(sample.size()), [&](int n) {
-    const Network net(arch, band_limit, kMoleculeChannels, GridOptions{n, 0});
-    return molecule_gram_matrices(net, sum, slots, sample, nullptr, options.threads);
-  });
+  std::vector<const Signal*> atoms;
+  for (const auto* m : molecules)
+    for (const Signal& x : *m) atoms.push_back(&x);
+  if (atoms.empty()) throw InvalidArgument("SO(3) grid choice: no molecules");
+  return choose_grid(arch, band_limit, kMoleculeChannels, atoms, options);
 }
 
 }  // namespace eqntk::so3

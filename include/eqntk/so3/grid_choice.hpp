@@ -5,8 +5,8 @@
 // of one signal) has its peak / ReLU cusp where the two inputs align. No fixed N fits all inputs, so a run
 // chooses N from its own items:
 //
-//   sample  S ≤ 3 items, the ones with the largest variance q (molecules: the largest atom variance; ties
-//           by index), of both sets; plus each of them turned by one fixed rotation R (Wigner-D on the
+//   sample  S ≤ 3 items, the ones with the largest variance q (ties by index), of both sets (molecules:
+//           their atoms, see choose_molecule_grid); plus each of them turned by one fixed rotation R (Wigner-D on the
 //           coefficients, exact): the S(2S+1) pairs of these 2S items contain the self pairs (slowest to
 //           converge), the aligned pairs (x, Λ_R x) with their peak off the grid, and cross pairs.
 //   ladder  N_0 = Network::default_grid_n (§4.2), N_{k+1} = 2⌈0.6 N_k⌉ (≈ ×1.2), up to the cap
@@ -71,8 +71,11 @@ struct GridChoice {
 [[nodiscard]] GridChoice choose_grid(const Architecture& arch, int band_limit, int channels,
                                      const std::vector<const Signal*>& items, const GridChoiceOptions& options);
 
-/// The grid for molecules (per-atom signals, MoleculeKernel(net, sum, slots)); items of both sets.
-[[nodiscard]] GridChoice choose_molecule_grid(const Architecture& arch, int band_limit, MoleculeSum sum, int slots,
+/// The grid for molecules (per-atom signals; items of both sets): choose_grid on their atoms. A molecule
+/// kernel is a sum of atom-pair kernels on the same grid, so the atoms with the largest variance, their
+/// rotated copies (aligned atoms: the H atoms of CH4 are rotated copies of each other) and their cross pairs
+/// stand for it at a fraction of the cost of molecule pairs; the estimate is the atom kernels' relative error.
+[[nodiscard]] GridChoice choose_molecule_grid(const Architecture& arch, int band_limit,
                                               const std::vector<const std::vector<Signal>*>& molecules,
                                               const GridChoiceOptions& options);
 
