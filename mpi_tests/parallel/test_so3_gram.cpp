@@ -16,6 +16,7 @@
 #include "eqntk/parallel/gram_builder.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/so3/gram.hpp"
+#include "eqntk/so3/grid_choice.hpp"
 #include "eqntk/so3/problem.hpp"
 
 namespace {
@@ -117,6 +118,43 @@ TEST(So3GramBuilder, SignalEntriesAreBitwiseIdenticalToTheSerialGramForEveryGrid
           EXPECT_EQ(g.stats.pairs_total, 9 * 10 / 2 + 5 * 9);
         }
       }
+    }
+  }
+}
+
+// The grid chosen to the default tolerance (so3::choose_grid, as rank 0 of `eqntk run` does and broadcasts)
+// is the same on every rank and every rank count: each rank chooses on its own copy of the items, the choices
+// (N, the ladder, the estimate's bits) agree on all ranks and with the single-threaded choice, and the Gram on
+// that grid is bitwise the serial one for every process grid and block size.
+TEST(So3GramBuilder, GridChosenOnEveryRankIsTheSameAndItsGramIsBitwiseSerial) {
+  constexpr int L = 4, C = 2;
+  std::vector<so3::Signal> train, test;
+  for (int i = 0; i < 6; ++i) train.push_back(random_signal(L, C, 300 + static_cast<std::uint64_t>(i)));
+  for (int i = 0; i < 3; ++i) test.push_back(random_signal(L, C, 400 + static_cast<std::uint64_t>(i)));
+  std::vector<const so3::Signal*> items;
+  for (const auto* set : {&train, &test})
+    for (const auto& x : *set) items.push_back(&x);
+  const so3::Architecture arch = so3::Architecture::parse(kArchs[0]);
+  const so3::GridChoice choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 2});
+  const so3::GridChoice serial_choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 1});
+  EXPECT_TRUE(all_ranks(choice.n == serial_choice.n && choice.estimate == serial_choice.estimate));
+  std::int64_t mine[3] = {choice.n, static_cast<std::int64_t>(choice.ladder.size()), 0};
+  std::memcpy(&mine[2], &choice.estimate, sizeof(double));
+  std::int64_t low[3], high[3];
+  MPI_Allreduce(mine, low, 3, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(mine, high, 3, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(low[k], high[k]) << k;
+  EXPECT_FALSE(choice.capped);
+  EXPECT_GT(choice.n, so3::grid_start(arch, L));  // these items need more than the §4.2 default
+  const so3::Network net(arch, L, C, so3::GridOptions{choice.n, 0});
+  const auto serial_train = so3::gram_matrices(net, train, nullptr);
+  const auto serial_test = so3::gram_matrices(net, test, &train);
+  for (const auto& [p, q] : grids()) {
+    const parallel::ProcessGrid grid(p, q);
+    for (const std::int64_t nb : {1, 4}) {
+      so3::So3SignalProblem problem(net, train, test);
+      const auto g = parallel::build_gram(grid, problem, nb, quiet_options(1));
+      EXPECT_TRUE(all_ranks(matches(g, serial_train, serial_test))) << "grid " << p << "x" << q << " nb " << nb;
     }
   }
 }
