@@ -52,7 +52,7 @@ void so3_kernel(const po::variables_map& vm, const detail::So3Options& options, 
     detail::check_same_kind(x1, x2);
   }
   detail::So3Items items = detail::make_items(x1, two ? &x2 : nullptr, options);
-  const int grid = detail::choose_grid(arch, items, options, threads, false);
+  const int grid = detail::grid_size(arch, items, options, false);
   const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{grid, 0});
   std::vector<io::AtomicFile> outputs;
   for (const char* key : {"nngp", "ntk"})

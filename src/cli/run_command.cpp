@@ -465,9 +465,8 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   MPI_Bcast(&data.num_classes, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
   detail::broadcast_items(items);
   const double seconds_load = seconds_since(t0);
-  // Rank 0 chooses the grid (or rejects --so3-grid below 2L-1) for every rank.
-  const int so3_grid = detail::choose_grid(arch, items, c.so3, c.threads, true, c.quiet);
-  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{so3_grid, 0});
+  // The same verdict on every rank (e.g. --so3-grid below 2L-1).
+  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{detail::grid_size(arch, items, c.so3), 0});
   std::unique_ptr<kernel::KernelProblem> problem;
   if (items.molecules)
     problem = std::make_unique<so3::MoleculeProblem>(net, c.so3.sum, c.so3.slots, items.atoms[0], items.atoms[1]);

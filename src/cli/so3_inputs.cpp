@@ -150,6 +150,8 @@ So3Options read_so3_options(const po::variables_map& vm, bool with_targets) {
   o.tol = vm["so3-tol"].as<double>();
   if (!(o.tol >= 1e-15 && o.tol < 1.0))
     throw InvalidArgument("--so3-tol must be in [1e-15, 1) (a relative error), got " + std::to_string(o.tol));
+  if (vm.count("threads") != 0u) o.threads = std::max(1, vm["threads"].as<int>());
+  if (vm.count("quiet") != 0u) o.quiet = vm["quiet"].as<bool>();
   o.band_limit = vm["band-limit"].as<int>();
   if (o.band_limit < 1 || o.band_limit > 64)
     throw InvalidArgument("--band-limit must be in [1, 64], got " + std::to_string(o.band_limit));
@@ -338,12 +340,11 @@ void broadcast_items(So3Items& items) {
   }
 }
 
-int choose_grid(const so3::Architecture& arch, So3Items& items, const So3Options& o, int threads, bool collective,
-                bool quiet) {
+int grid_size(const so3::Architecture& arch, So3Items& items, const So3Options& o, bool collective) {
   int rank = 0;
   if (collective) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   const auto decide = [&] {
-    const so3::GridChoiceOptions go{o.tol, o.grid_n, threads};
+    const so3::GridChoiceOptions go{o.tol, o.grid_n, o.threads};
     if (items.molecules) {
       std::vector<const std::vector<so3::Signal>*> all;
       for (const auto& set : items.atoms)
@@ -376,7 +377,7 @@ int choose_grid(const so3::Architecture& arch, So3Items& items, const So3Options
     g.tolerance = reals[1];
   }
   if (rank == 0) {
-    if (!quiet) {
+    if (!o.quiet) {
       std::printf("[so3] %s\n", items.grid.summary().c_str());
       std::fflush(stdout);
     }

@@ -36,6 +36,8 @@ struct So3Options {
   InputKind kind = InputKind::automatic;
   int grid_n = 0;                 ///< --so3-grid N; 0: chosen to --so3-tol (choose_grid)
   double tol = 1e-12;             ///< --so3-tol, relative
+  int threads = 1;                ///< --threads of the command (for the grid choice)
+  bool quiet = false;             ///< --quiet of the command (no grid line)
   int band_limit = 6;             ///< --band-limit L of molecule signals (XYZ only)
   so3::MoleculeSum sum = so3::MoleculeSum::same_slot;
   int slots = 0;                  ///< --slots S (same-slot only; 0: the slots both molecules have)
@@ -107,11 +109,11 @@ struct So3Items {
 void broadcast_items(So3Items& items);
 
 /// The SO(3) grid N of the job, recorded in items.grid: options.grid_n if given (its error still estimated),
-/// else chosen to options.tol on a sample of both sets (so3::choose_grid / choose_molecule_grid). Prints the
-/// choice (unless `quiet`) and, when the cap stopped refinement, a one-line warning on stderr. `collective`:
-/// rank 0 decides and broadcasts (every rank gets the same N); otherwise this process decides alone.
-int choose_grid(const so3::Architecture& arch, So3Items& items, const So3Options& options, int threads, bool collective,
-                bool quiet = false);
+/// else chosen to options.tol on a sample of both sets (so3::choose_grid / choose_molecule_grid) with
+/// options.threads. Prints the choice (unless options.quiet) and, when the cap stopped refinement, one warning
+/// line on stderr. `collective`: rank 0 decides and broadcasts, so every rank gets the same N (and the same
+/// InvalidArgument, e.g. for --so3-grid below 2L-1); otherwise this process decides alone.
+int grid_size(const so3::Architecture& arch, So3Items& items, const So3Options& options, bool collective = true);
 
 /// Checkpoint identity of SO(3) items, architecture and options (every coefficient, atom counts, L, C,
 /// grid, sum, slots, scale).
