@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstring>
@@ -508,6 +509,38 @@ TEST_P(So3BadInput, KernelCommandRejectsNonHermitianCoefficients) {
   expect_rejected({"kernel", "--x1", path("k.npy").string(), "--arch", "s2lift,erf,so3pool,dense", "--ntk",
                    path("T.npy").string()},
                   ranks(), kExitUsage, {"k.npy", "a_{l0} is not real"});
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Tools fail before computing
+// ---------------------------------------------------------------------------------------------------
+
+// A tool started without a dataset it needs stops at once (well within 5 s, before any kernel) with one line
+// naming the missing file and the command that makes it, exit status 2. The tools sit beside the eqntk binary.
+TEST_F(So3Cli, ToolsWithoutTheirDatasetExitAtOnceWithOneLineNamingFileAndCommand) {
+  const fs::path bin = fs::path(EQNTK_BINARY).parent_path();
+  const std::string missing = (path("absent") / "g2.xyz").string();
+  struct Case {
+    std::vector<std::string> argv;
+    std::string file, command;
+  };
+  const Case cases[] = {
+      {{(bin / "experiment_molecules").string(), "--xyz", missing}, missing, "tools/convert_g2.py"},
+      {{(bin / "experiment_da").string(), "--data-dir", path("absent").string()},
+       (path("absent") / "train-images-idx3-ubyte.gz").string(), "apt-get install dataset-fashion-mnist"},
+      {{(bin / "eqntk_mc").string(), "--data", (path("absent") / "x.npy").string()}, (path("absent") / "x.npy").string(),
+       "dataset-fashion-mnist"}};
+  fs::create_directories(path("capture"));
+  for (const Case& c : cases) {
+    ASSERT_TRUE(fs::exists(c.argv[0])) << c.argv[0];
+    const ProcessResult r = run_process(c.argv, path("capture"), 30);
+    EXPECT_EQ(r.exit_code, kExitUsage) << r.command << "\n" << r.err;
+    EXPECT_LT(r.seconds, 5.0) << r.command;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("missing input " + c.file), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.command), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "") << r.command;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, So3BadInput, ::testing::Values(1, 2),
