@@ -80,8 +80,10 @@ GridChoice ladder(const Architecture& arch, int band_limit, const GridChoiceOpti
   }
   double previous = -1.0;
   for (;;) {
-    if (c.n >= c.n_max) {  // only when N_0 is already the cap
-      c.estimate = previous < 0.0 ? difference(current, sample_gram(next_grid(c.n))) : previous;
+    if (c.n >= c.n_max) {  // N_0 is already the cap (n_max ≥ N_0, and later rungs stop below)
+      const int finer = next_grid(c.n);
+      c.estimate = difference(current, sample_gram(finer));
+      c.ladder.push_back(finer);
       c.capped = c.estimate > c.tolerance;
       return c;
     }
