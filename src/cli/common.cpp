@@ -50,7 +50,7 @@ std::string help_text() {
          "gpool gap flatten, dense (keys w, b).\n"
          "SO(3) networks on spherical signals (.npy coefficients or Driscoll-Healy samples) and molecules (XYZ):\n"
          "  s2lift:w=1:b=0,erf,so3conv,erf,so3pool,dense                   (layers s2lift so3conv so3pool, keys w b)\n"
-         "  with --input-kind, --so3-grid, --so3-tol, --band-limit, --molecule-sum, --slots, --channel-scale, --target-key.\n\n"
+         "  with --input-kind, --so3-grid, --band-limit, --molecule-sum, --slots, --channel-scale, --target-key.\n\n"
          "Exit codes: 0 success, 1 runtime failure, 2 bad usage or input, 3 interrupted (checkpoint saved).\n";
 }
 
