@@ -3,8 +3,9 @@
 // random channels (the molecule channel count), on two grids each, with the estimated relative error of each
 // (so3/grid_choice.hpp) beside the timing:
 //   §4.2   the fixed default N of SO3_MATH §4.2 (the default before grids were chosen to a tolerance);
-//   tol    the grid `eqntk kernel/run` choose by default (--so3-tol 1e-12) for these signals, and its cost
-//          relative to the §4.2 grid.
+//   tol    the grids `eqntk kernel/run` choose by default (--so3-tol 1e-12) for these signals: N fine/coarse
+//          (two grids, grid_choice.hpp; coarse 0: one grid), the share of the timed pairs (distinct signals)
+//          that ran on the coarse grid, and the cost relative to the §4.2 grid.
 // The per-item work (self chains) and the grid choice are excluded, as they are amortised over a Gram matrix.
 // Times are thread CPU time, the best batch of 8 pairs over the measuring period (robust on a shared
 // machine), as in eqntk_bench.
@@ -54,14 +55,17 @@ std::vector<eqntk::so3::Signal> bench_signals(int L, int C) {
   return xs;
 }
 
-double us_per_pair(const std::string& arch, int L, int C, int grid_n, double seconds) {
+// `coarse`: the chosen two grids (grid_choice.hpp); *coarse_share: the share of the pairs evaluated on the
+// coarse grid.
+double us_per_pair(const std::string& arch, int L, int C, int grid_n, eqntk::so3::CoarseGrid coarse, double seconds,
+                   double* coarse_share = nullptr) {
   using namespace eqntk::so3;
-  PairKernel pk(Network(Architecture::parse(arch), L, C, GridOptions{grid_n, 0}));
+  PairKernel pk(Network(Architecture::parse(arch), L, C, GridOptions{grid_n, 0}, coarse));
   const std::vector<Signal> xs = bench_signals(L, C);
   std::vector<SelfChain> chains;
   for (const Signal& x : xs) chains.push_back(pk.self_chain(x));
   double sink = 0.0, best = std::numeric_limits<double>::infinity();
-  long batches = 0;
+  long batches = 0, on_coarse = 0;
   const auto start = Clock::now();
   do {
     const double t0 = thread_seconds();
@@ -69,17 +73,20 @@ double us_per_pair(const std::string& arch, int L, int C, int grid_n, double sec
       const std::size_t j = (i + 1 + static_cast<std::size_t>(batches) % 7) % xs.size();
       const KernelValue v = pk.evaluate(xs[i], chains[i], xs[j], chains[j]);
       sink += v.nngp + v.ntk;
+      on_coarse += pk.last_grid_n() < grid_n ? 1 : 0;
     }
     best = std::min(best, (thread_seconds() - t0) / static_cast<double>(xs.size()));
     ++batches;
   } while (std::chrono::duration<double>(Clock::now() - start).count() < seconds);
   if (sink == 42.0) std::printf(" ");  // keep the work observable
+  if (coarse_share != nullptr)
+    *coarse_share = static_cast<double>(on_coarse) / static_cast<double>(batches * static_cast<long>(xs.size()));
   return 1e6 * best;
 }
 
 struct Case {
-  int n_default = 0, n_chosen = 0;
-  double t_default = 0, t_chosen = 0, e_default = 0, e_chosen = 0;
+  int n_default = 0, n_chosen = 0, n_coarse = 0;
+  double t_default = 0, t_chosen = 0, e_default = 0, e_chosen = 0, coarse_share = 0;
   bool capped = false;
 };
 
@@ -97,8 +104,9 @@ Case measure(const std::string& arch, int L, int C, double seconds) {
   c.n_chosen = chosen.n;
   c.e_chosen = chosen.estimate;
   c.capped = chosen.capped;
-  c.t_default = us_per_pair(arch, L, C, c.n_default, seconds / 2);
-  c.t_chosen = us_per_pair(arch, L, C, c.n_chosen, seconds / 2);
+  c.n_coarse = chosen.coarse_n;
+  c.t_default = us_per_pair(arch, L, C, c.n_default, {}, seconds / 2);
+  c.t_chosen = us_per_pair(arch, L, C, c.n_chosen, chosen.coarse(), seconds / 2, &c.coarse_share);
   return c;
 }
 
@@ -114,10 +122,10 @@ int so3_bench_main(double seconds_per_case) {
     const Case ce = measure(erf, L, 10, seconds_per_case);
     const Case cr = measure(relu, L, 10, seconds_per_case);
     for (const auto& [name, c] : {std::pair<const char*, const Case&>{"erf ", ce}, {"relu", cr}})
-      std::printf("L=%2d %s (2 layers): 4.2 N=%3d %9.1f us/pair (est %.1e) | tol N=%3d %9.1f us/pair (est %.1e%s) "
-                  "cost x%.2f\n",
-                  L, name, c.n_default, c.t_default, c.e_default, c.n_chosen, c.t_chosen, c.e_chosen,
-                  c.capped ? ", capped" : "", c.t_chosen / c.t_default);
+      std::printf("L=%2d %s (2 layers): 4.2 N=%3d %9.1f us/pair (est %.1e) | tol N=%3d/%3d %9.1f us/pair (est %.1e%s, "
+                  "%3.0f%% coarse) cost x%.2f\n",
+                  L, name, c.n_default, c.t_default, c.e_default, c.n_chosen, c.n_coarse, c.t_chosen, c.e_chosen,
+                  c.capped ? ", capped" : "", 100.0 * c.coarse_share, c.t_chosen / c.t_default);
     char buf[96];
     std::snprintf(buf, sizeof buf, " L=%d:%.1f/%.1f", L, ce.t_chosen, cr.t_chosen);
     summary += buf;

@@ -31,6 +31,7 @@
 
 #include "eqntk/so3/architecture.hpp"
 #include "eqntk/so3/molecule.hpp"
+#include "eqntk/so3/network.hpp"
 #include "eqntk/so3/signal.hpp"
 
 namespace eqntk::so3 {
@@ -50,6 +51,13 @@ struct GridChoice {
   int n_max = 0;
   int sample_items = 0;      ///< 2S (S items and their rotated copies)
   std::vector<int> ladder;   ///< the N evaluated, in order
+  int coarse_n = 0;              ///< two grids (file comment): the coarse N, 0 for none
+  int coarse_n_beta = 0;         ///< its β nodes
+  double coarse_peak = 0.0;      ///< its peak-ratio threshold
+  double coarse_estimate = 0.0;  ///< the sample cross pairs' estimated relative error on it
+
+  /// The coarse grid for Network (n = 0: one grid).
+  [[nodiscard]] CoarseGrid coarse() const { return {coarse_n, coarse_peak, coarse_n_beta}; }
 
   /// e.g. "SO(3) grid N=42 (21 beta nodes), estimated relative error 3.1e-13 (tolerance 1e-12; 6 sample items, N 18..52)".
   [[nodiscard]] std::string summary() const;
