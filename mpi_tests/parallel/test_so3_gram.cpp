@@ -124,8 +124,9 @@ TEST(So3GramBuilder, SignalEntriesAreBitwiseIdenticalToTheSerialGramForEveryGrid
 
 // The grid chosen to the default tolerance (so3::choose_grid, as rank 0 of `eqntk run` does and broadcasts)
 // is the same on every rank and every rank count: each rank chooses on its own copy of the items, the choices
-// (N, the ladder, the estimate's bits) agree on all ranks and with the single-threaded choice, and the Gram on
-// that grid is bitwise the serial one for every process grid and block size.
+// (N, the ladder, the estimate's bits, the coarse grid and its threshold) agree on all ranks and with the
+// single-threaded choice, and the Gram on those grids is bitwise the serial one for every process grid and
+// block size.
 TEST(So3GramBuilder, GridChosenOnEveryRankIsTheSameAndItsGramIsBitwiseSerial) {
   constexpr int L = 4, C = 2;
   std::vector<so3::Signal> train, test;
@@ -137,16 +138,23 @@ TEST(So3GramBuilder, GridChosenOnEveryRankIsTheSameAndItsGramIsBitwiseSerial) {
   const so3::Architecture arch = so3::Architecture::parse(kArchs[0]);
   const so3::GridChoice choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 2});
   const so3::GridChoice serial_choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 1});
-  EXPECT_TRUE(all_ranks(choice.n == serial_choice.n && choice.estimate == serial_choice.estimate));
-  std::int64_t mine[3] = {choice.n, static_cast<std::int64_t>(choice.ladder.size()), 0};
+  EXPECT_TRUE(all_ranks(choice.n == serial_choice.n && choice.estimate == serial_choice.estimate &&
+                        choice.coarse_n == serial_choice.coarse_n && choice.coarse_n_beta == serial_choice.coarse_n_beta &&
+                        choice.coarse_peak == serial_choice.coarse_peak));
+  std::int64_t mine[6] = {choice.n, static_cast<std::int64_t>(choice.ladder.size()), 0, choice.coarse_n,
+                          choice.coarse_n_beta, 0};
   std::memcpy(&mine[2], &choice.estimate, sizeof(double));
-  std::int64_t low[3], high[3];
-  MPI_Allreduce(mine, low, 3, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
-  MPI_Allreduce(mine, high, 3, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
-  for (int k = 0; k < 3; ++k) EXPECT_EQ(low[k], high[k]) << k;
+  std::memcpy(&mine[5], &choice.coarse_peak, sizeof(double));
+  std::int64_t low[6], high[6];
+  MPI_Allreduce(mine, low, 6, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(mine, high, 6, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+  for (int k = 0; k < 6; ++k) EXPECT_EQ(low[k], high[k]) << k;
   EXPECT_FALSE(choice.capped);
   EXPECT_GT(choice.n, so3::grid_start(arch, L));  // these items need more than the §4.2 default
-  const so3::Network net(arch, L, C, so3::GridOptions{choice.n, 0});
+  // The two grids (cross pairs on the coarse one): the per-pair choice is made inside the pair kernel, the
+  // same for (i, j) on every rank, tile and thread.
+  EXPECT_GT(choice.coarse_n, 0) << choice.summary();
+  const so3::Network net(arch, L, C, so3::GridOptions{choice.n, 0}, choice.coarse());
   const auto serial_train = so3::gram_matrices(net, train, nullptr);
   const auto serial_test = so3::gram_matrices(net, test, &train);
   for (const auto& [p, q] : grids()) {

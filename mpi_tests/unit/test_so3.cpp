@@ -865,17 +865,17 @@ struct ChoiceCase {
   std::uint64_t seed;
 };
 
-// Default options (1e-12) on two signals x, y (y smaller): the Gram of {x, Λ_R x} (the self pairs, slowest to
-// converge, and the aligned pair with its peak off the grid; cross pairs converge much faster) on the chosen
-// grid against the same Gram on a grid 4× finer (independent of the choice), and the estimate against that
-// measured error.
+// Default options (1e-12) on two signals x, y (y smaller): the Gram of {x, Λ_R x, y, Λ_R' y} (the self pairs,
+// slowest to converge, the aligned pairs with their peak off the grid, and cross pairs, which converge much
+// faster) on the chosen grids (two grids where the choice has a coarse one) against the same Gram on one grid
+// 4× finer (independent of the choice), and the estimate against that measured error.
 void expect_default_accuracy(const ChoiceCase& k, double bound) {
   const Signal x = signal_of_amplitude(k.L, k.C, k.amp, k.seed), y = signal_of_amplitude(k.L, k.C, 0.6 * k.amp, k.seed + 1);
   const std::vector<const Signal*> items{&x, &y};
   const so3::Architecture arch = so3::Architecture::parse(k.arch);
   const so3::GridChoice choice = so3::choose_grid(arch, k.L, k.C, items, {});
-  const std::vector<Signal> set{x, so3::rotate(x, Euler{2.1, 0.5, -1.2})};
-  const auto chosen = so3::gram_matrices(so3::Network(arch, k.L, k.C, {choice.n, 0}), set, nullptr);
+  const std::vector<Signal> set{x, so3::rotate(x, Euler{2.1, 0.5, -1.2}), y, so3::rotate(y, Euler{-0.4, 2.3, 0.9})};
+  const auto chosen = so3::gram_matrices(so3::Network(arch, k.L, k.C, {choice.n, 0}, choice.coarse()), set, nullptr);
   const auto fine = so3::gram_matrices(so3::Network(arch, k.L, k.C, {4 * choice.n, 0}), set, nullptr);
   const double measured = gram_error(chosen, fine);
   char buf[64];
@@ -930,7 +930,7 @@ TEST(So3GridChoice, RotatingEitherInputChangesKernelsWithinTheTolerance) {
     const Signal x = signal_of_amplitude(k.L, k.C, k.amp, 41), y = signal_of_amplitude(k.L, k.C, 0.7 * k.amp, 42);
     const so3::Architecture arch = so3::Architecture::parse(k.arch);
     const so3::GridChoice choice = so3::choose_grid(arch, k.L, k.C, {&x, &y}, {});
-    so3::PairKernel pk(so3::Network(arch, k.L, k.C, {choice.n, 0}));
+    so3::PairKernel pk(so3::Network(arch, k.L, k.C, {choice.n, 0}, choice.coarse()));
     const so3::KernelValue xx = kernel(pk, x, x), yy = kernel(pk, y, y), xy = kernel(pk, x, y);
     const double scale_k = std::max(xx.nngp, yy.nngp), scale_t = std::max(xx.ntk, yy.ntk);
     const auto change = [&](const so3::KernelValue& a, const so3::KernelValue& b) {
@@ -942,6 +942,89 @@ TEST(So3GridChoice, RotatingEitherInputChangesKernelsWithinTheTolerance) {
       EXPECT_LE(change(kernel(pk, x, ry), xy), k.bound) << k.arch << " " << choice.summary();
       EXPECT_LE(change(kernel(pk, rx, ry), xy), k.bound) << k.arch << " " << choice.summary();
       EXPECT_LE(change(kernel(pk, x, rx), xx), k.bound) << k.arch << " " << choice.summary();
+    }
+  }
+}
+
+namespace {
+
+// The chosen two grids on six random signals of amplitudes 0.3…0.8 (L = 6, C = 4).
+struct TwoGrids {
+  std::vector<Signal> xs;
+  so3::Architecture arch = so3::Architecture::parse(kArchA);
+  so3::GridChoice choice;
+  TwoGrids() {
+    for (int i = 0; i < 6; ++i) xs.push_back(signal_of_amplitude(6, 4, 0.3 + 0.1 * i, 70 + static_cast<std::uint64_t>(i)));
+    std::vector<const Signal*> items;
+    for (const Signal& x : xs) items.push_back(&x);
+    choice = so3::choose_grid(arch, 6, 4, items, {});
+  }
+};
+
+}  // namespace
+
+// Distinct random signals: every pair of the Gram runs on the coarse grid (the cost of two grids), bitwise as
+// a single-grid network of that grid would give it, and within 1e-11 of one grid 4× finer than the fine one.
+TEST(So3GridChoice, GramOfDistinctSignalsUsesTheCoarseGridWithinTheTolerance) {
+  const TwoGrids t;
+  const so3::GridChoice& c = t.choice;
+  ASSERT_GT(c.coarse_n, 0) << c.summary();
+  EXPECT_LT(std::int64_t{c.coarse_n} * c.coarse_n * c.coarse_n_beta, std::int64_t{c.n} * c.n * (c.n / 2)) << c.summary();
+  EXPECT_LE(c.coarse_estimate, c.tolerance);
+  EXPECT_NE(c.summary().find("peak ratio"), std::string::npos) << c.summary();
+  so3::PairKernel two(so3::Network(t.arch, 6, 4, {c.n, 0}, c.coarse()));
+  so3::PairKernel coarse(so3::Network(t.arch, 6, 4, {c.coarse_n, c.coarse_n_beta}));
+  so3::PairKernel fine(so3::Network(t.arch, 6, 4, {4 * c.n, 0}));
+  double scale_k = 0.0, scale_t = 0.0;
+  for (const Signal& x : t.xs) {
+    const so3::KernelValue v = kernel(fine, x, x);
+    scale_k = std::max(scale_k, v.nngp);
+    scale_t = std::max(scale_t, v.ntk);
+  }
+  for (std::size_t i = 0; i < t.xs.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j) {
+      const so3::KernelValue v = kernel(two, t.xs[i], t.xs[j]);
+      EXPECT_EQ(two.last_grid_n(), c.coarse_n) << i << "," << j << " " << c.summary();
+      const so3::KernelValue w = kernel(coarse, t.xs[i], t.xs[j]), r = kernel(fine, t.xs[i], t.xs[j]);
+      EXPECT_EQ(v.nngp, w.nngp);
+      EXPECT_EQ(v.ntk, w.ntk);
+      EXPECT_LE(std::abs(v.nngp - r.nngp) / scale_k, 1e-11) << i << "," << j;
+      EXPECT_LE(std::abs(v.ntk - r.ntk) / scale_t, 1e-11) << i << "," << j;
+    }
+}
+
+// Aligned pairs (x, Λ_R x) — rotations off the grid, including the middle of a coarse grid cell, where the
+// coarse grid sees the lowest peak — and self pairs go to the fine grid: K(x, Λ_R x) = K(x, x) (Haar
+// invariance) within 1e-12 and within 1e-11 of one grid 4× finer, bitwise the single fine grid's value.
+TEST(So3GridChoice, AlignedPairsWithOffGridRotationsUseTheFineGridWithinTheTolerance) {
+  const TwoGrids t;
+  const so3::GridChoice& c = t.choice;
+  ASSERT_GT(c.coarse_n, 0) << c.summary();
+  so3::PairKernel two(so3::Network(t.arch, 6, 4, {c.n, 0}, c.coarse()));
+  so3::PairKernel one(so3::Network(t.arch, 6, 4, {c.n, 0}));
+  so3::PairKernel fine(so3::Network(t.arch, 6, 4, {4 * c.n, 0}));
+  const std::vector<double>& betas = two.network().coarse_grid()->betas();
+  const double half = std::numbers::pi / c.coarse_n;
+  std::mt19937_64 rng(77);
+  for (const std::size_t i : {std::size_t{0}, std::size_t{5}}) {
+    const Signal& x = t.xs[i];
+    const so3::KernelValue xx = kernel(fine, x, x);
+    const so3::KernelValue self = kernel(two, x, x);
+    EXPECT_EQ(two.last_grid_n(), c.n);
+    std::vector<Euler> rotations{Euler{0.3, 1.1, -2.0}, random_rotation(rng), random_rotation(rng),
+                                 Euler{half, 0.5 * (betas[0] + betas[1]), half}};
+    for (std::size_t k = 1; k < betas.size(); ++k) rotations.push_back(Euler{half, 0.5 * (betas[k - 1] + betas[k]), -half});
+    for (const Euler& r : rotations) {
+      const Signal rx = so3::rotate(x, r);
+      const so3::KernelValue v = kernel(two, x, rx);
+      EXPECT_EQ(two.last_grid_n(), c.n) << r.alpha << " " << r.beta << " " << r.gamma;
+      const so3::KernelValue w = kernel(one, x, rx);
+      EXPECT_EQ(v.nngp, w.nngp);
+      EXPECT_EQ(v.ntk, w.ntk);
+      EXPECT_LE(std::abs(v.nngp - self.nngp) / self.nngp, 1e-12);
+      EXPECT_LE(std::abs(v.ntk - self.ntk) / self.ntk, 1e-12);
+      EXPECT_LE(std::abs(v.nngp - xx.nngp) / xx.nngp, 1e-11);
+      EXPECT_LE(std::abs(v.ntk - xx.ntk) / xx.ntk, 1e-11);
     }
   }
 }
@@ -962,6 +1045,10 @@ TEST(So3GridChoice, ChoiceIsDeterministicAndForcedGridsAreEstimated) {
   EXPECT_EQ(a.n, b.n);
   EXPECT_EQ(a.estimate, b.estimate);
   EXPECT_EQ(a.n, c.n);
+  EXPECT_EQ(a.coarse_n, b.coarse_n);
+  EXPECT_EQ(a.coarse_n_beta, c.coarse_n_beta);
+  EXPECT_EQ(a.coarse_peak, b.coarse_peak);
+  EXPECT_EQ(a.coarse_peak, c.coarse_peak);
   EXPECT_EQ(a.ladder, b.ladder);
   EXPECT_FALSE(a.capped);
   EXPECT_GT(a.n, so3::grid_start(arch, L));  // q up to 1.2: the §4.2 default is not enough

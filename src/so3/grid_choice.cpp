@@ -231,6 +231,7 @@ void choose_coarse(GridChoice& c, const Architecture& arch, int band_limit, int 
     c.coarse_n_beta = n_beta;
     c.coarse_peak = threshold;
     c.coarse_estimate = estimate;
+    c.estimate = std::max(c.estimate, estimate);  // the run's: the worse of the two grids
     return;
   }
 }

@@ -44,7 +44,8 @@ struct GridChoiceOptions {
 
 struct GridChoice {
   int n = 0;                 ///< α, γ samples N; n_β = N/2
-  double estimate = 0.0;     ///< estimated relative error of K and Θ on grid n (file comment)
+  double estimate = 0.0;     ///< estimated relative error of K and Θ on grid n (file comment); with two grids
+                             ///< the larger of n's and coarse_estimate
   double tolerance = 0.0;
   bool forced = false;       ///< N was given (--so3-grid)
   bool capped = false;       ///< refinement stopped at n_max before the tolerance
