@@ -100,7 +100,9 @@ Case measure(const std::string& arch, int L, int C, double seconds) {
   Case c;
   c.n_default = Network::default_grid_n(a, L);
   c.e_default = choose_grid(a, L, C, items, GridChoiceOptions{1e-12, c.n_default, 1}).estimate;
-  const GridChoice chosen = choose_grid(a, L, C, items, GridChoiceOptions{});
+  GridChoiceOptions two;
+  two.two_grids = true;
+  const GridChoice chosen = choose_grid(a, L, C, items, two);
   c.n_chosen = chosen.n;
   c.e_chosen = chosen.estimate;
   c.capped = chosen.capped;

@@ -136,8 +136,8 @@ TEST(So3GramBuilder, GridChosenOnEveryRankIsTheSameAndItsGramIsBitwiseSerial) {
   for (const auto* set : {&train, &test})
     for (const auto& x : *set) items.push_back(&x);
   const so3::Architecture arch = so3::Architecture::parse(kArchs[0]);
-  const so3::GridChoice choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 2});
-  const so3::GridChoice serial_choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 1});
+  const so3::GridChoice choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 2, true});
+  const so3::GridChoice serial_choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 1, true});
   EXPECT_TRUE(all_ranks(choice.n == serial_choice.n && choice.estimate == serial_choice.estimate &&
                         choice.coarse_n == serial_choice.coarse_n && choice.coarse_n_beta == serial_choice.coarse_n_beta &&
                         choice.coarse_peak == serial_choice.coarse_peak));

@@ -858,6 +858,9 @@ double gram_error(const eqntk::kernel::GramPair& a, const eqntk::kernel::GramPai
   return worst;
 }
 
+// Default options with the two grids (the coarse one for weakly correlated pairs).
+const so3::GridChoiceOptions kTwoGrids{1e-12, 0, 1, true};
+
 struct ChoiceCase {
   const char* arch;
   int L, C;
@@ -873,7 +876,7 @@ void expect_default_accuracy(const ChoiceCase& k, double bound) {
   const Signal x = signal_of_amplitude(k.L, k.C, k.amp, k.seed), y = signal_of_amplitude(k.L, k.C, 0.6 * k.amp, k.seed + 1);
   const std::vector<const Signal*> items{&x, &y};
   const so3::Architecture arch = so3::Architecture::parse(k.arch);
-  const so3::GridChoice choice = so3::choose_grid(arch, k.L, k.C, items, {});
+  const so3::GridChoice choice = so3::choose_grid(arch, k.L, k.C, items, kTwoGrids);
   const std::vector<Signal> set{x, so3::rotate(x, Euler{2.1, 0.5, -1.2}), y, so3::rotate(y, Euler{-0.4, 2.3, 0.9})};
   const auto chosen = so3::gram_matrices(so3::Network(arch, k.L, k.C, {choice.n, 0}, choice.coarse()), set, nullptr);
   const auto fine = so3::gram_matrices(so3::Network(arch, k.L, k.C, {4 * choice.n, 0}), set, nullptr);
@@ -929,7 +932,7 @@ TEST(So3GridChoice, RotatingEitherInputChangesKernelsWithinTheTolerance) {
   for (const Case& k : cases) {
     const Signal x = signal_of_amplitude(k.L, k.C, k.amp, 41), y = signal_of_amplitude(k.L, k.C, 0.7 * k.amp, 42);
     const so3::Architecture arch = so3::Architecture::parse(k.arch);
-    const so3::GridChoice choice = so3::choose_grid(arch, k.L, k.C, {&x, &y}, {});
+    const so3::GridChoice choice = so3::choose_grid(arch, k.L, k.C, {&x, &y}, kTwoGrids);
     so3::PairKernel pk(so3::Network(arch, k.L, k.C, {choice.n, 0}, choice.coarse()));
     const so3::KernelValue xx = kernel(pk, x, x), yy = kernel(pk, y, y), xy = kernel(pk, x, y);
     const double scale_k = std::max(xx.nngp, yy.nngp), scale_t = std::max(xx.ntk, yy.ntk);
@@ -957,7 +960,7 @@ struct TwoGrids {
     for (int i = 0; i < 6; ++i) xs.push_back(signal_of_amplitude(6, 4, 0.3 + 0.1 * i, 70 + static_cast<std::uint64_t>(i)));
     std::vector<const Signal*> items;
     for (const Signal& x : xs) items.push_back(&x);
-    choice = so3::choose_grid(arch, 6, 4, items, {});
+    choice = so3::choose_grid(arch, 6, 4, items, kTwoGrids);
   }
 };
 
@@ -972,6 +975,9 @@ TEST(So3GridChoice, GramOfDistinctSignalsUsesTheCoarseGridWithinTheTolerance) {
   EXPECT_LT(std::int64_t{c.coarse_n} * c.coarse_n * c.coarse_n_beta, std::int64_t{c.n} * c.n * (c.n / 2)) << c.summary();
   EXPECT_LE(c.coarse_estimate, c.tolerance);
   EXPECT_NE(c.summary().find("peak ratio"), std::string::npos) << c.summary();
+  EXPECT_THROW(so3::Network(t.arch, 6, 4, {c.n, 0}, {c.n, 0.3, 0}), InvalidArgument);  // not coarser
+  EXPECT_THROW(so3::Network(t.arch, 6, 4, {c.n, 0}, {9, 0.3, 0}), InvalidArgument);    // below 2L − 1
+  EXPECT_THROW(so3::Network(t.arch, 6, 4, {c.n, 0}, {c.coarse_n, 1.0, 0}), InvalidArgument);
   so3::PairKernel two(so3::Network(t.arch, 6, 4, {c.n, 0}, c.coarse()));
   so3::PairKernel coarse(so3::Network(t.arch, 6, 4, {c.coarse_n, c.coarse_n_beta}));
   so3::PairKernel fine(so3::Network(t.arch, 6, 4, {4 * c.n, 0}));
@@ -1039,9 +1045,14 @@ TEST(So3GridChoice, ChoiceIsDeterministicAndForcedGridsAreEstimated) {
   for (const Signal& x : xs) items.push_back(&x);
   reversed.assign(items.rbegin(), items.rend());
   const so3::Architecture arch = so3::Architecture::parse(kArchA);
-  const so3::GridChoice a = so3::choose_grid(arch, L, C, items, {1e-12, 0, 1});
-  const so3::GridChoice b = so3::choose_grid(arch, L, C, items, {1e-12, 0, 2});
-  const so3::GridChoice c = so3::choose_grid(arch, L, C, reversed, {1e-12, 0, 1});
+  const so3::GridChoice a = so3::choose_grid(arch, L, C, items, {1e-12, 0, 1, true});
+  const so3::GridChoice b = so3::choose_grid(arch, L, C, items, {1e-12, 0, 2, true});
+  const so3::GridChoice c = so3::choose_grid(arch, L, C, reversed, {1e-12, 0, 1, true});
+  const so3::GridChoice one = so3::choose_grid(arch, L, C, items, {1e-12, 0, 1});  // one grid: as before
+  EXPECT_EQ(one.n, a.n);
+  EXPECT_EQ(one.coarse_n, 0);
+  EXPECT_GT(a.coarse_n, 0) << a.summary();
+  EXPECT_LE(one.estimate, a.estimate);
   EXPECT_EQ(a.n, b.n);
   EXPECT_EQ(a.estimate, b.estimate);
   EXPECT_EQ(a.n, c.n);

@@ -289,7 +289,7 @@ GridChoice choose_grid(const Architecture& arch, int band_limit, int channels, c
   std::vector<kernel::GramPair> history;
   GridChoice c = ladder(arch, band_limit, options, static_cast<int>(sample.size()),
                         [&](int n) { return sample_gram(n, 0); }, history);
-  choose_coarse(c, arch, band_limit, channels, sample, history, sample_gram);
+  if (options.two_grids) choose_coarse(c, arch, band_limit, channels, sample, history, sample_gram);
   return c;
 }
 

@@ -40,6 +40,8 @@ struct GridChoiceOptions {
   double tolerance = 1e-12;  ///< relative; must be in [1e-15, 1)
   int forced_n = 0;          ///< > 0: use this N and only estimate its error
   int threads = 1;           ///< OpenMP threads for the sample Gram matrices
+  bool two_grids = false;    ///< also choose a coarse grid for weakly correlated pairs (file comment); the caller
+                             ///< must then build its Network with GridChoice::coarse()
 };
 
 struct GridChoice {
