@@ -22,6 +22,26 @@
 //           that is still above the tolerance.
 //   forced  (--so3-grid) N as given; its estimate is d between N and the next rung.
 //
+// Two grids (GridChoiceOptions::two_grids; not with so3conv band limits, a forced or a capped grid). The slow
+// convergence belongs to pairs whose correlation has a sharp peak near |c| = √(q q') — self pairs and
+// aligned pairs (x, Λ_R x); cross pairs of distinct signals (|c| / √(q q') ≈ 0.1–0.5) converge on a much
+// coarser grid. So the choice also picks a coarse grid (N_c, n_β,c) and a threshold τ, and the Network
+// (CoarseGrid) evaluates a pair on the coarse grid when its peak ratio max_grid |c| / √(q q') on that grid is
+// ≤ τ, on the fine grid otherwise (pair_kernel.hpp; self chains always fine):
+//   coarse  the first rung below N whose cross sample pairs (items of different origins) meet the tolerance
+//           (estimated as above), then the cheapest (N_c, n_β,c) with N_c between the rung before and it,
+//           n_β,c ∈ {⌈N_c/2⌉, ⌈N_c/2⌉ + 1}, by N_c² n_β,c, whose cross pairs are within the tolerance of the
+//           rung after (much finer: the difference is their error); coarse_estimate is that error.
+//   τ       on the coarse grid: p_x = the largest peak ratio of the cross sample pairs (validated above),
+//           p_a = the smallest of the aligned ones — self pairs, the rotated copies, and each item turned so
+//           that its peak sits in the middle of a grid cell (the worst place for the grid's maximum); aligned
+//           pairs of other items may lose more, so their floor is f = 1 − 2(1 − p_a); τ = p_x + (f − p_x)/4,
+//           and no coarse grid when p_x ≥ f (the ratio does not separate them). A pair above τ costs the
+//           fine grid, never accuracy.
+//   The run's estimate is the larger of the fine grid's and coarse_estimate.
+// The per-pair decision is a deterministic function of the pair (its coarse-grid correlation and q's), so
+// every rank, tile and thread makes it alike for (i, j).
+//
 // Everything is a deterministic function of (architecture, items, options): the same choice on every
 // process that holds the same items (the CLI still decides on rank 0 and broadcasts).
 #pragma once
