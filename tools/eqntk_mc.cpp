@@ -51,6 +51,7 @@
 #include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
+#include "input_check.hpp"
 
 namespace {
 
@@ -484,6 +485,11 @@ int run(const Args& args) {
 
 int main(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
+  // Fail before computing (tools/input_check.hpp): the only file input is --data.
+  if (!args.data.empty())
+    eqntk::tools::require_file("eqntk_mc", args.data,
+                               "give an existing .npy/IDX image file, e.g. /usr/share/datasets/fashion-mnist/"
+                               "t10k-images-idx3-ubyte.gz (apt-get install dataset-fashion-mnist)");
   try {
     return run(args);
   } catch (const eqntk::InvalidArgument& e) {

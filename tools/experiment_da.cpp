@@ -44,6 +44,7 @@
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "experiment_common.hpp"
+#include "input_check.hpp"
 
 namespace {
 
@@ -138,7 +139,16 @@ double orbit_rsd(const Matrix& pred, std::int64_t first, std::int64_t count, std
   return sum / static_cast<double>(count);
 }
 
+// Fail before computing: the four Fashion-MNIST files this driver reads (tools/input_check.hpp).
+void check_inputs(const Args& args) {
+  for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                        "t10k-labels-idx1-ubyte.gz"})
+    tools::require_file("experiment_da", std::filesystem::path(args.data_dir) / f,
+                        "make it with apt-get install dataset-fashion-mnist (tools/setup_debian.sh), or give --data-dir DIR");
+}
+
 int run(const Args& args) {
+  check_inputs(args);
   const auto t_start = std::chrono::steady_clock::now();
   kernel::Architecture p4_arch = kernel::Architecture::parse(args.arch);
   if (!p4_arch.is_group_network()) throw InvalidArgument("--arch must be a group network (starting with lift)");

@@ -13,10 +13,14 @@
 // With this scaling the SO(3) kernel is exactly the Haar average of the MLP kernel, K_SO3(x,x') = ⟨K_MLP(x,Λ_P x')⟩_P
 // (SO3_MATH.md §3, corollary); the program checks it by Monte Carlo on one atom pair. The MLP kernel depends
 // on the orientation of the molecule; the SO(3) kernel does not.
-// Why w = 0.125 and N = 36: the erf integrand over SO(3) is analytic but sharp when the atom variances q are
-// large (the RMS-scaled signals reach q ≈ 14, and the dual's arcsine nears its branch point), so the quadrature —
-// and with it the rotation invariance — converges slowly there (w = 1: 1e-9 at N = 72). A first-layer weight
-// of 0.125 (q/64) makes it converge to ~1e-14 at N = 6L (README_so3.md has the numbers).
+// Why w = 0.125: the erf integrand over SO(3) is analytic but sharp when the atom variances q are large (the
+// RMS-scaled signals reach q ≈ 14, and the dual's arcsine nears its branch point), so the quadrature — and with
+// it the rotation invariance — converges slowly there (w = 1: 1e-9 at N = 72). A first-layer weight of 0.125
+// (q/64) makes it converge fast (README_so3.md has the numbers). The grid N is chosen to --so3-tol (default
+// 1e-12) on the atoms as `eqntk run` does (so3/grid_choice.hpp), or forced by --so3-grid; it is printed with its
+// estimated relative error.
+// Inputs are checked before anything is computed: a missing --xyz file ends the program at once with one
+// line naming it and the command that makes it (tools/input_check.hpp).
 //
 // Molecule kernel: K(M,M') = Σ_i Σ_j k(x_i, x'_j) (an additive model E = Σ_atoms ε(environment), invariant to
 // the atom order); the heads have no bias, so the molecule NTK/NNGP is exactly the sum of the atom ones.
@@ -49,9 +53,11 @@
 #include "eqntk/kernel/gram.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/so3/gram.hpp"
+#include "eqntk/so3/grid_choice.hpp"
 #include "eqntk/so3/molecule.hpp"
 #include "eqntk/so3/network.hpp"
 #include "eqntk/so3/signal.hpp"
+#include "input_check.hpp"
 
 namespace {
 
@@ -72,7 +78,8 @@ struct Args {
   std::string so3_arch = "s2lift:w=0.125,erf,so3conv,erf,so3pool,dense";
   std::string mlp_arch = "flatten,dense:w=0.125,erf,dense,erf,dense";
   int band_limit = 6;
-  int grid = 36;  // SO(3) grid N (6L at L = 6: rotation invariance to ~1e-14 at w = 0.125; 0: the §4.2 default)
+  int grid = 0;       // SO(3) grid N; 0: chosen to so3_tol (so3/grid_choice.hpp)
+  double so3_tol = 1e-12;
   int splits = 20;
   double train_fraction = 0.8;
   int threads = 2;
@@ -85,7 +92,7 @@ struct Args {
 [[noreturn]] void usage(int code) {
   std::printf(
       "usage: experiment_molecules [--xyz FILE] [--target-key KEY] [--so3-arch A] [--mlp-arch A] [--band-limit L]\n"
-      "                            [--so3-grid N] [--splits S] [--train-fraction F] [--threads T] [--seed S]\n"
+      "                            [--so3-grid N] [--so3-tol T] [--splits S] [--train-fraction F] [--threads T] [--seed S]\n"
       "                            [--mc-rotations R] [--max-molecules M] [--baseline elements|mean]\n"
       "Default: tools/data/g2/g2.xyz from tools/convert_g2.py, target D0_eV (eV), L = 6, 20 splits 80/20.\n");
   std::exit(code);
@@ -104,6 +111,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--mlp-arch") a.mlp_arch = v;
     else if (k == "--band-limit") a.band_limit = std::stoi(v);
     else if (k == "--so3-grid") a.grid = std::stoi(v);
+    else if (k == "--so3-tol") a.so3_tol = std::stod(v);
     else if (k == "--splits") a.splits = std::stoi(v);
     else if (k == "--train-fraction") a.train_fraction = std::stod(v);
     else if (k == "--threads") a.threads = std::stoi(v);
@@ -298,6 +306,8 @@ double relative_change(const Matrix& rotated, const Matrix& original) {
 
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
+  eqntk::tools::require_file("experiment_molecules", args.xyz,
+                             "make it with /usr/bin/python3 tools/convert_g2.py (needs python3-ase: tools/setup_debian.sh --experiments)");
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they are printed, also in a log file
   const auto t_start = Clock::now();
   try {
@@ -335,7 +345,14 @@ int main(int argc, char** argv) {
                 std::sqrt((y.array() - y.mean()).square().mean()), L, so3::kMoleculeChannels, q[q.size() / 2], q.back());
 
     const so3::Architecture so3_arch = so3::Architecture::parse(args.so3_arch);
-    const so3::Network so3_net(so3_arch, L, so3::kMoleculeChannels, so3::GridOptions{args.grid, 0});
+    std::vector<const Atoms*> all_atoms;
+    for (const Atoms& m : atoms) all_atoms.push_back(&m);
+    auto t_grid = Clock::now();
+    const so3::GridChoice grid =
+        so3::choose_molecule_grid(so3_arch, L, all_atoms, so3::GridChoiceOptions{args.so3_tol, args.grid, args.threads});
+    std::printf("%s, chosen in %.1f s\n", grid.summary().c_str(), seconds_since(t_grid));
+    if (grid.capped) std::fprintf(stderr, "experiment_molecules: warning: %s\n", grid.warning().c_str());
+    const so3::Network so3_net(so3_arch, L, so3::kMoleculeChannels, so3::GridOptions{grid.n, 0});
     const kernel::Network mlp_net(kernel::Architecture::parse(args.mlp_arch),
                                   {static_cast<std::int64_t>(so3::kMoleculeChannels) * L * L, 1, 1});
     std::printf("SO(3) NTK: %s, grid N = %d, %d beta nodes; MLP NTK: %s on %d features per atom; all-pairs atom sums\n",
@@ -375,7 +392,8 @@ int main(int argc, char** argv) {
     t0 = Clock::now();
     const Gram k_mlp = mlp_gram(mlp_net, atoms, nullptr, args.threads);
     const double s_mlp = seconds_since(t0);
-    std::printf("gram: SO(3) %dx%d in %.1f s, MLP in %.2f s\n", n, n, s_so3, s_mlp);
+    std::printf("gram: SO(3) %dx%d in %.1f s (grid N = %d, estimated relative error %.1e), MLP in %.2f s\n", n, n,
+                s_so3, grid.n, grid.estimate, s_mlp);
 
     // Rotations.
     std::mt19937_64 rng(args.seed ^ 0xA5ULL);

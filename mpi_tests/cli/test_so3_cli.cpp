@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include "../support/subprocess.hpp"
 #include "eqntk/io/npy.hpp"
 #include "eqntk/so3/gram.hpp"
+#include "eqntk/so3/grid_choice.hpp"
 #include "eqntk/so3/molecule.hpp"
 #include "eqntk/so3/signal.hpp"
 
@@ -157,15 +159,27 @@ class So3RunEndToEnd : public So3Cli {
                                path("test.xyz").string(), "--target-key", "energy", "--arch", kArch, "--band-limit", "4",
                                "--channel-scale", "rms", "--molecule-sum", "all-pairs", "--times", "inf,2",
                                "--kernel", "both", "--save-kernels", "--ridge", "1e-6", "--ridge-absolute",
-                               "--block-size", "4", "--quiet", "--out", path(out).string()};
+                               "--block-size", "4", "--so3-tol", kMoleculeTol, "--quiet", "--out", path(out).string()};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
+  // The grid the library chooses for these items (rank 0 of `eqntk run` must choose the same).
+  static int molecule_grid(const MoleculeData& d, const char* arch, double tol) {
+    std::vector<const std::vector<so3::Signal>*> all;
+    for (const auto* set : {&d.train, &d.test})
+      for (const auto& m : *set) all.push_back(&m);
+    return so3::choose_molecule_grid(so3::Architecture::parse(arch), 4, all, so3::GridChoiceOptions{tol, 0, 1}).n;
+  }
+  // These random molecules have close atoms (RMS-scaled q up to 68): 1e-12 is out of reach at L = 4 and
+  // 1e-7 needs the cap N = 128 (minutes per run here), so the molecule runs aim at 1e-2 (N = 20; the grid
+  // choice and its plumbing are what is tested here); the coefficient runs use the default tolerance.
+  static constexpr const char* kMoleculeTol = "1e-2";
 };
 
 TEST_F(So3RunEndToEnd, MoleculeRunsAtOneAndThreeRanksSaveTheSerialKernelsAndSolveThemExactly) {
   const MoleculeData d = write_molecules();
-  const so3::Network net(so3::Architecture::parse(kArch), 4, so3::kMoleculeChannels);
+  const int grid = molecule_grid(d, kArch, 1e-2);
+  const so3::Network net(so3::Architecture::parse(kArch), 4, so3::kMoleculeChannels, so3::GridOptions{grid, 0});
   const auto serial = so3::molecule_gram_matrices(net, so3::MoleculeSum::all_pairs, 0, d.train, nullptr);
   const auto serial_test = so3::molecule_gram_matrices(net, so3::MoleculeSum::all_pairs, 0, d.test, &d.train);
   const auto n = static_cast<std::int64_t>(d.train.size()), m = static_cast<std::int64_t>(d.test.size());
@@ -192,6 +206,9 @@ TEST_F(So3RunEndToEnd, MoleculeRunsAtOneAndThreeRanksSaveTheSerialKernelsAndSolv
     EXPECT_NEAR(json_number(metrics, "mae"), mae, 1e-12 * (1 + mae));
     EXPECT_NE(metrics.find("\"kind\": \"xyz\""), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("\"molecule_sum\": \"all-pairs\""), std::string::npos) << metrics;
+    EXPECT_EQ(json_number(metrics, "so3_grid"), grid) << metrics;
+    EXPECT_LE(json_number(metrics, "so3_grid_estimate"), 1e-2) << metrics;
+    EXPECT_NE(metrics.find("\"so3_grid_choice\": \"tolerance\""), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("\"task\": \"regression\""), std::string::npos) << metrics;
     EXPECT_TRUE(fs::exists(o / "predictions_nngp_t2.npy"));
   }
@@ -201,15 +218,17 @@ TEST_F(So3RunEndToEnd, ResultLinesReportMseRmseAndMae) {
   write_molecules();
   const ProcessResult r = eqntk({"run", "--train-images", path("train.xyz").string(), "--test-images",
                                  path("test.xyz").string(), "--target-key", "energy", "--arch", "s2lift,erf,so3pool,dense",
-                                 "--band-limit", "3", "--out", path("o").string(), "--ridge", "1e-6"},
+                                 "--band-limit", "3", "--so3-tol", "1e-3", "--out", path("o").string(), "--ridge", "1e-6"},
                                 1);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto results = lines_starting(r.out, "[result] ntk t=inf: test mse ");
   ASSERT_EQ(results.size(), 1u) << r.out;
   EXPECT_NE(results[0].find(", rmse "), std::string::npos) << results[0];
   EXPECT_NE(results[0].find(", mae "), std::string::npos) << results[0];
-  // Raw-scale molecules get the fine default grid N = 8L.
-  EXPECT_NE(r.out.find("SO(3) grid N=24"), std::string::npos) << r.out;
+  // The grid is chosen to --so3-tol and reported with its error estimate.
+  const auto grid = lines_starting(r.out, "[so3] SO(3) grid N=");
+  ASSERT_EQ(grid.size(), 1u) << r.out;
+  EXPECT_NE(grid[0].find("estimated relative error"), std::string::npos) << grid[0];
 }
 
 TEST_F(So3RunEndToEnd, CoefficientRunsAtOneAndThreeRanksMatchTheSerialKernels) {
@@ -219,7 +238,16 @@ TEST_F(So3RunEndToEnd, CoefficientRunsAtOneAndThreeRanksMatchTheSerialKernels) {
   write_labels(path("train_labels.npy"), {0, 1, 2, 0, 1, 2, 0, 1, 2, 0});
   write_labels(path("test_labels.npy"), {2, 1, 0, 1, 2});
   const auto train = so3::load_signal_set(path("train.npy")), test = so3::load_signal_set(path("test.npy"));
-  const so3::Network net(so3::Architecture::parse(kArch), L, C);
+  // Default flags: the grid chosen to 1e-12 on train and test items, the same at 1 and 3 ranks.
+  std::vector<const so3::Signal*> all;
+  for (const auto* set : {&train.items, &test.items})
+    for (const auto& x : *set) all.push_back(&x);
+  // The CLI chooses two grids (weakly correlated pairs on a coarse one, so3/grid_choice.hpp).
+  so3::GridChoiceOptions options;
+  options.two_grids = true;
+  const so3::GridChoice choice = so3::choose_grid(so3::Architecture::parse(kArch), L, C, all, options);
+  ASSERT_FALSE(choice.capped) << choice.summary();
+  const so3::Network net(so3::Architecture::parse(kArch), L, C, so3::GridOptions{choice.n, 0}, choice.coarse());
   const auto serial = so3::gram_matrices(net, train.items, nullptr);
   const auto serial_test = so3::gram_matrices(net, test.items, &train.items);
   Eigen::MatrixXd first;
@@ -238,6 +266,10 @@ TEST_F(So3RunEndToEnd, CoefficientRunsAtOneAndThreeRanksMatchTheSerialKernels) {
     const std::string metrics = read_text(o / "metrics.json");
     EXPECT_NE(metrics.find("\"task\": \"classification\""), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("\"kind\": \"coefficients\""), std::string::npos) << metrics;
+    EXPECT_EQ(json_number(metrics, "so3_grid"), choice.n) << metrics;
+    EXPECT_EQ(json_number(metrics, "so3_grid_coarse"), choice.coarse_n) << metrics;
+    EXPECT_NEAR(json_number(metrics, "so3_grid_estimate"), choice.estimate, 1e-3 * choice.estimate) << metrics;
+    EXPECT_EQ(json_number(metrics, "so3_tol"), 1e-12) << metrics;
     EXPECT_FALSE(std::isnan(json_number(metrics, "rmse"))) << metrics;
     const Eigen::MatrixXd pred = load(o / "predictions_ntk_t1.npy");
     // The kernels are bitwise rank-invariant; the eigensolver behind finite t is not (ScaLAPACK rounding).
@@ -286,7 +318,7 @@ TEST_F(So3RunEndToEnd, CheckpointsAreReusedForTheSameItemsAndRefusedForOtherOpti
   EXPECT_EQ(json_number(metrics, "pairs_restored"), json_number(metrics, "pairs")) << metrics;
   EXPECT_TRUE(bitwise_equal(load(path("a") / "theta_train.npy"), load(path("b") / "theta_train.npy")));
   for (const auto& other : {std::vector<std::string>{"--channel-scale", "none"}, std::vector<std::string>{"--band-limit", "3"},
-                            std::vector<std::string>{"--so3-grid", "16"}}) {
+                            std::vector<std::string>{"--so3-grid", "14"}}) {
     std::vector<std::string> args = molecule_args("c", ck);
     for (std::size_t i = 0; i + 1 < args.size(); ++i)
       if (args[i] == other[0]) args[i + 1] = other[1];
@@ -334,7 +366,8 @@ class So3BadInput : public So3Cli, public ::testing::WithParamInterface<int> {
     return args({{"--train-images", path("train.xyz").string()},
                  {"--test-images", path("test.xyz").string()},
                  {"--target-key", "energy"},
-                 {"--band-limit", "3"}},
+                 {"--band-limit", "3"},
+                 {"--so3-tol", "1e-3"}},  // raw-scale random molecules: 1e-12 would run to the grid cap
                 replace, extra);
   }
   std::vector<std::string> signals(const std::vector<std::pair<std::string, std::string>>& replace = {},
@@ -451,6 +484,26 @@ TEST_P(So3BadInput, RejectsBadSo3FlagValues) {
   expect_rejected(molecules({{"--molecule-sum", "some"}}), ranks(), kExitUsage, {"--molecule-sum", "same-slot or all-pairs"});
   expect_rejected(molecules({{"--channel-scale", "max"}}), ranks(), kExitUsage, {"--channel-scale", "none or rms"});
   expect_rejected(molecules({{"--input-kind", "pdb"}}), ranks(), kExitUsage, {"--input-kind", "'pdb'"});
+  expect_rejected(molecules({{"--so3-tol", "0"}}), ranks(), kExitUsage, {"--so3-tol", "[1e-15, 1)"});
+  expect_rejected(molecules({{"--so3-tol", "1e-20"}}), ranks(), kExitUsage, {"--so3-tol", "[1e-15, 1)"});
+}
+
+// A relu network cannot reach 1e-12 (the cusp of every self pair converges algebraically): the grid stops
+// at the cap, the run succeeds, and one line on stderr says so; metrics.json records "capped".
+TEST_P(So3BadInput, GridCapStopsReluRefinementWithOneWarningLine) {
+  const ProcessResult r = eqntk({"run", "--train-images", path("c3.npy").string(), "--train-labels", path("y4.npy").string(),
+                                 "--test-images", path("c3b.npy").string(), "--test-labels", path("y2.npy").string(),
+                                 "--arch", "s2lift,relu,so3pool,dense", "--out", path("o").string()},
+                                ranks());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto warnings = lines_starting(r.err, "eqntk: warning: SO(3) grid: refinement stopped at the cap N=96");
+  EXPECT_EQ(warnings.size(), 1u) << r.err;
+  const std::string metrics = read_text(path("o") / "metrics.json");
+  EXPECT_NE(metrics.find("\"so3_grid_choice\": \"capped\""), std::string::npos) << metrics;
+  EXPECT_EQ(json_number(metrics, "so3_grid"), 96) << metrics;
+  const double estimate = json_number(metrics, "so3_grid_estimate");
+  EXPECT_GT(estimate, 1e-12) << metrics;
+  EXPECT_LT(estimate, 1e-6) << metrics;
 }
 
 TEST_P(So3BadInput, KernelCommandRejectsNonHermitianCoefficients) {
@@ -460,6 +513,38 @@ TEST_P(So3BadInput, KernelCommandRejectsNonHermitianCoefficients) {
   expect_rejected({"kernel", "--x1", path("k.npy").string(), "--arch", "s2lift,erf,so3pool,dense", "--ntk",
                    path("T.npy").string()},
                   ranks(), kExitUsage, {"k.npy", "a_{l0} is not real"});
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Tools fail before computing
+// ---------------------------------------------------------------------------------------------------
+
+// A tool started without a dataset it needs stops at once (well within 5 s, before any kernel) with one line
+// naming the missing file and the command that makes it, exit status 2. The tools sit beside the eqntk binary.
+TEST_F(So3Cli, ToolsWithoutTheirDatasetExitAtOnceWithOneLineNamingFileAndCommand) {
+  const fs::path bin = fs::path(EQNTK_BINARY).parent_path();
+  const std::string missing = (path("absent") / "g2.xyz").string();
+  struct Case {
+    std::vector<std::string> argv;
+    std::string file, command;
+  };
+  const Case cases[] = {
+      {{(bin / "experiment_molecules").string(), "--xyz", missing}, missing, "tools/convert_g2.py"},
+      {{(bin / "experiment_da").string(), "--data-dir", path("absent").string()},
+       (path("absent") / "train-images-idx3-ubyte.gz").string(), "apt-get install dataset-fashion-mnist"},
+      {{(bin / "eqntk_mc").string(), "--data", (path("absent") / "x.npy").string()}, (path("absent") / "x.npy").string(),
+       "dataset-fashion-mnist"}};
+  fs::create_directories(path("capture"));
+  for (const Case& c : cases) {
+    ASSERT_TRUE(fs::exists(c.argv[0])) << c.argv[0];
+    const ProcessResult r = run_process(c.argv, path("capture"), 30);
+    EXPECT_EQ(r.exit_code, kExitUsage) << r.command << "\n" << r.err;
+    EXPECT_LT(r.seconds, 5.0) << r.command;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("missing input " + c.file), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.command), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "") << r.command;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, So3BadInput, ::testing::Values(1, 2),

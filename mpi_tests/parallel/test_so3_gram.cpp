@@ -16,6 +16,7 @@
 #include "eqntk/parallel/gram_builder.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/so3/gram.hpp"
+#include "eqntk/so3/grid_choice.hpp"
 #include "eqntk/so3/problem.hpp"
 
 namespace {
@@ -117,6 +118,51 @@ TEST(So3GramBuilder, SignalEntriesAreBitwiseIdenticalToTheSerialGramForEveryGrid
           EXPECT_EQ(g.stats.pairs_total, 9 * 10 / 2 + 5 * 9);
         }
       }
+    }
+  }
+}
+
+// The grid chosen to the default tolerance (so3::choose_grid, as rank 0 of `eqntk run` does and broadcasts)
+// is the same on every rank and every rank count: each rank chooses on its own copy of the items, the choices
+// (N, the ladder, the estimate's bits, the coarse grid and its threshold) agree on all ranks and with the
+// single-threaded choice, and the Gram on those grids is bitwise the serial one for every process grid and
+// block size.
+TEST(So3GramBuilder, GridChosenOnEveryRankIsTheSameAndItsGramIsBitwiseSerial) {
+  constexpr int L = 4, C = 2;
+  std::vector<so3::Signal> train, test;
+  for (int i = 0; i < 6; ++i) train.push_back(random_signal(L, C, 300 + static_cast<std::uint64_t>(i)));
+  for (int i = 0; i < 3; ++i) test.push_back(random_signal(L, C, 400 + static_cast<std::uint64_t>(i)));
+  std::vector<const so3::Signal*> items;
+  for (const auto* set : {&train, &test})
+    for (const auto& x : *set) items.push_back(&x);
+  const so3::Architecture arch = so3::Architecture::parse(kArchs[0]);
+  const so3::GridChoice choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 2, true});
+  const so3::GridChoice serial_choice = so3::choose_grid(arch, L, C, items, {1e-12, 0, 1, true});
+  EXPECT_TRUE(all_ranks(choice.n == serial_choice.n && choice.estimate == serial_choice.estimate &&
+                        choice.coarse_n == serial_choice.coarse_n && choice.coarse_n_beta == serial_choice.coarse_n_beta &&
+                        choice.coarse_peak == serial_choice.coarse_peak));
+  std::int64_t mine[6] = {choice.n, static_cast<std::int64_t>(choice.ladder.size()), 0, choice.coarse_n,
+                          choice.coarse_n_beta, 0};
+  std::memcpy(&mine[2], &choice.estimate, sizeof(double));
+  std::memcpy(&mine[5], &choice.coarse_peak, sizeof(double));
+  std::int64_t low[6], high[6];
+  MPI_Allreduce(mine, low, 6, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(mine, high, 6, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+  for (int k = 0; k < 6; ++k) EXPECT_EQ(low[k], high[k]) << k;
+  EXPECT_FALSE(choice.capped);
+  EXPECT_GT(choice.n, so3::grid_start(arch, L));  // these items need more than the §4.2 default
+  // The two grids (cross pairs on the coarse one): the per-pair choice is made inside the pair kernel, the
+  // same for (i, j) on every rank, tile and thread.
+  EXPECT_GT(choice.coarse_n, 0) << choice.summary();
+  const so3::Network net(arch, L, C, so3::GridOptions{choice.n, 0}, choice.coarse());
+  const auto serial_train = so3::gram_matrices(net, train, nullptr);
+  const auto serial_test = so3::gram_matrices(net, test, &train);
+  for (const auto& [p, q] : grids()) {
+    const parallel::ProcessGrid grid(p, q);
+    for (const std::int64_t nb : {1, 4}) {
+      so3::So3SignalProblem problem(net, train, test);
+      const auto g = parallel::build_gram(grid, problem, nb, quiet_options(1));
+      EXPECT_TRUE(all_ranks(matches(g, serial_train, serial_test))) << "grid " << p << "x" << q << " nb " << nb;
     }
   }
 }

@@ -52,8 +52,9 @@ void so3_kernel(const po::variables_map& vm, const detail::So3Options& options, 
     x2 = detail::read_so3_file(vm["x2"].as<std::string>(), options.kind);
     detail::check_same_kind(x1, x2);
   }
-  const detail::So3Items items = detail::make_items(x1, two ? &x2 : nullptr, options);
-  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{detail::grid_size(arch, items, options), 0});
+  detail::So3Items items = detail::make_items(x1, two ? &x2 : nullptr, options);
+  const int grid = detail::grid_size(arch, items, options, false);
+  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{grid, 0}, items.grid.coarse());
   std::vector<io::AtomicFile> outputs;
   for (const char* key : {"nngp", "ntk"})
     if (vm.count(key) != 0u) outputs.emplace_back(std::filesystem::path(vm[key].as<std::string>()));

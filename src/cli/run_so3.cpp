@@ -73,7 +73,8 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   const double seconds_load = seconds_since(t0);
   check_sizes(c, items.count(0), items.count(1), prows, pcols);  // before any heavy work, same verdict everywhere
   // The same verdict on every rank (e.g. --so3-grid below 2L-1).
-  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{grid_size(arch, items, c.so3), 0});
+  const int so3_n = grid_size(arch, items, c.so3);
+  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{so3_n, 0}, items.grid.coarse());
   std::unique_ptr<kernel::KernelProblem> problem;
   if (items.molecules)
     problem = std::make_unique<so3::MoleculeProblem>(net, c.so3.sum, c.so3.slots, items.atoms[0], items.atoms[1]);

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <complex>
 #include <fstream>
@@ -13,7 +14,9 @@
 #include "eqntk/io/array.hpp"
 #include "eqntk/io/checkpoint.hpp"
 #include "eqntk/io/npy.hpp"
+#include "eqntk/parallel/collective.hpp"
 #include "eqntk/so3/gram.hpp"
+#include "eqntk/text.hpp"
 
 namespace eqntk::cli::detail {
 namespace {
@@ -21,7 +24,7 @@ namespace {
 namespace po = boost::program_options;
 
 // The flags that only mean something for SO(3) inputs (rejected with a planar architecture when given).
-constexpr const char* kSo3Flags[] = {"so3-grid", "band-limit", "molecule-sum", "slots", "channel-scale", "target-key"};
+constexpr const char* kSo3Flags[] = {"so3-grid", "so3-tol", "band-limit", "molecule-sum", "slots", "channel-scale", "target-key"};
 
 bool given(const So3Options& o, const std::string& flag) {
   return std::find(o.given.begin(), o.given.end(), flag) != o.given.end();
@@ -116,8 +119,9 @@ void add_so3_options(po::options_description& desc, bool with_targets) {
                      "input files: auto (from the content), image, coefficients (complex .npy (N,C,L,2L-1)), "
                      "dh (real .npy (N,C,2L,2L-1) Driscoll-Healy samples) or xyz (molecules)")(
       "so3-grid", po::value<int>()->default_value(0),
-      "SO(3) grid size N (alpha, gamma samples; N/2 beta nodes); 0: 2*ceil(1.5L) for erf/id, 4L with a relu "
-      "before so3pool, 8L for molecules at raw scale")(
+      "SO(3) grid size N (alpha, gamma samples; N/2 beta nodes); 0: chosen per run to --so3-tol")(
+      "so3-tol", po::value<double>()->default_value(1e-12),
+      "relative error the automatic SO(3) grid aims at (estimated on a sample of the items; capped grid)")(
       "band-limit", po::value<int>()->default_value(6), "band limit L of the per-atom signals of XYZ molecules")(
       "molecule-sum", po::value<std::string>()->default_value("same-slot"),
       "molecule kernel: same-slot (atom i with atom i, the authors' branches) or all-pairs (order-invariant)")(
@@ -144,6 +148,11 @@ So3Options read_so3_options(const po::variables_map& vm, bool with_targets) {
   else throw InvalidArgument("--input-kind must be auto, image, coefficients, dh or xyz, got '" + kind + "'");
   o.grid_n = vm["so3-grid"].as<int>();
   if (o.grid_n < 0) throw InvalidArgument("--so3-grid must be positive (or 0 for the default), got " + std::to_string(o.grid_n));
+  o.tol = vm["so3-tol"].as<double>();
+  if (!(o.tol >= 1e-15 && o.tol < 1.0))
+    throw InvalidArgument("--so3-tol must be in [1e-15, 1) (a relative error), got " + std::to_string(o.tol));
+  if (vm.count("threads") != 0u) o.threads = std::max(1, vm["threads"].as<int>());
+  if (vm.count("quiet") != 0u) o.quiet = vm["quiet"].as<bool>();
   o.band_limit = vm["band-limit"].as<int>();
   if (o.band_limit < 1 || o.band_limit > 64)
     throw InvalidArgument("--band-limit must be in [1, 64], got " + std::to_string(o.band_limit));
@@ -332,10 +341,58 @@ void broadcast_items(So3Items& items) {
   }
 }
 
-int grid_size(const so3::Architecture& arch, const So3Items& items, const So3Options& o) {
-  if (o.grid_n > 0) return o.grid_n;
-  if (items.molecules && !o.rms_scale) return 8 * items.band_limit;
-  return so3::Network::default_grid_n(arch, items.band_limit);
+int grid_size(const so3::Architecture& arch, So3Items& items, const So3Options& o, bool collective) {
+  int rank = 0;
+  if (collective) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const auto decide = [&] {
+    so3::GridChoiceOptions go{o.tol, o.grid_n, o.threads};
+    go.two_grids = true;  // weakly correlated pairs on a coarse grid (so3/grid_choice.hpp)
+    if (items.molecules) {
+      std::vector<const std::vector<so3::Signal>*> all;
+      for (const auto& set : items.atoms)
+        for (const auto& m : set) all.push_back(&m);
+      items.grid = so3::choose_molecule_grid(arch, items.band_limit, all, go);
+    } else {
+      std::vector<const so3::Signal*> all;
+      for (const auto& set : items.signals)
+        for (const so3::Signal& x : set) all.push_back(&x);
+      items.grid = so3::choose_grid(arch, items.band_limit, items.channels, all, go);
+    }
+  };
+  if (!collective) decide();
+  else {
+    parallel::on_root(decide);
+    so3::GridChoice& g = items.grid;
+    std::int64_t ints[8] = {g.n, g.forced ? 1 : 0, g.capped ? 1 : 0, g.n_max, g.sample_items,
+                            static_cast<std::int64_t>(g.ladder.size()), g.coarse_n, g.coarse_n_beta};
+    double reals[4] = {g.estimate, g.tolerance, g.coarse_peak, g.coarse_estimate};
+    MPI_Bcast(ints, 8, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(reals, 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    g.ladder.resize(static_cast<std::size_t>(ints[5]));
+    MPI_Bcast(g.ladder.data(), static_cast<int>(g.ladder.size()), MPI_INT, 0, MPI_COMM_WORLD);
+    g.n = static_cast<int>(ints[0]);
+    g.forced = ints[1] != 0;
+    g.capped = ints[2] != 0;
+    g.n_max = static_cast<int>(ints[3]);
+    g.sample_items = static_cast<int>(ints[4]);
+    g.coarse_n = static_cast<int>(ints[6]);
+    g.coarse_n_beta = static_cast<int>(ints[7]);
+    g.estimate = reals[0];
+    g.tolerance = reals[1];
+    g.coarse_peak = reals[2];
+    g.coarse_estimate = reals[3];
+  }
+  if (rank == 0) {
+    if (!o.quiet) {
+      std::printf("[so3] %s\n", items.grid.summary().c_str());
+      std::fflush(stdout);
+    }
+    if (items.grid.capped) {
+      std::fprintf(stderr, "eqntk: warning: %s\n", items.grid.warning().c_str());
+      std::fflush(stderr);
+    }
+  }
+  return items.grid.n;
 }
 
 std::uint64_t so3_fingerprint(const so3::Architecture& arch, const so3::Network& net, const So3Items& items,
@@ -343,6 +400,7 @@ std::uint64_t so3_fingerprint(const so3::Architecture& arch, const so3::Network&
   std::ostringstream id;
   id << "so3|" << arch.canonical() << "|kind=" << to_string(items.kind) << "|L=" << items.band_limit
      << "|C=" << items.channels << "|N=" << net.grid().n() << "|nbeta=" << net.grid().n_beta()
+     << "|coarse=" << items.grid.coarse_n << "/" << items.grid.coarse_n_beta << "/" << text::format_real(items.grid.coarse_peak)
      << "|sum=" << (items.molecules ? (o.sum == so3::MoleculeSum::same_slot ? "same-slot" : "all-pairs") : "-")
      << "|slots=" << (items.molecules ? o.slots : 0) << "|scale=" << (o.rms_scale ? "rms" : "none");
   const std::string text = id.str();
@@ -369,8 +427,8 @@ std::string so3_input_json(const so3::Network& net, const So3Items& items, const
   std::ostringstream js;
   js << "{\"kind\": \"" << to_string(items.kind) << "\", \"band_limit\": " << items.band_limit
      << ", \"channels\": " << items.channels << ", \"so3_grid\": " << net.grid().n()
-     << ", \"so3_grid_beta\": " << net.grid().n_beta() << ", \"channel_scale\": \"" << (o.rms_scale ? "rms" : "none")
-     << "\"";
+     << ", \"so3_grid_beta\": " << net.grid().n_beta() << ", " << items.grid.json_members()
+     << ", \"channel_scale\": \"" << (o.rms_scale ? "rms" : "none") << "\"";
   if (items.molecules)
     js << ", \"molecule_sum\": \"" << (o.sum == so3::MoleculeSum::same_slot ? "same-slot" : "all-pairs")
        << "\", \"slots\": " << o.slots << ", \"max_atoms\": " << items.max_atoms();

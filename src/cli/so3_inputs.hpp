@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "eqntk/io/dataset.hpp"
+#include "eqntk/so3/grid_choice.hpp"
 #include "eqntk/so3/molecule.hpp"
 #include "eqntk/so3/network.hpp"
 #include "eqntk/so3/signal.hpp"
@@ -33,7 +34,10 @@ enum class InputKind { automatic, image, coefficients, dh, xyz };
 /// The SO(3) flags, validated.
 struct So3Options {
   InputKind kind = InputKind::automatic;
-  int grid_n = 0;                 ///< --so3-grid N; 0: the default (see default_grid)
+  int grid_n = 0;                 ///< --so3-grid N; 0: chosen to --so3-tol (choose_grid)
+  double tol = 1e-12;             ///< --so3-tol, relative
+  int threads = 1;                ///< --threads of the command (for the grid choice)
+  bool quiet = false;             ///< --quiet of the command (no grid line)
   int band_limit = 6;             ///< --band-limit L of molecule signals (XYZ only)
   so3::MoleculeSum sum = so3::MoleculeSum::same_slot;
   int slots = 0;                  ///< --slots S (same-slot only; 0: the slots both molecules have)
@@ -42,7 +46,7 @@ struct So3Options {
   std::vector<std::string> given;  ///< SO(3)-only flags given explicitly (for rejecting them on planar runs)
 };
 
-/// Adds --input-kind, --so3-grid, --band-limit, --molecule-sum, --slots, --channel-scale, --target-key to
+/// Adds --input-kind, --so3-grid, --so3-tol, --band-limit, --molecule-sum, --slots, --channel-scale, --target-key to
 /// `desc` (`with_targets`: also --target-key, for `eqntk run`).
 void add_so3_options(boost::program_options::options_description& desc, bool with_targets);
 
@@ -91,6 +95,7 @@ struct So3Items {
   std::vector<so3::Signal> signals[2];
   std::vector<std::vector<so3::Signal>> atoms[2];
   std::vector<double> channel_scale;  ///< applied per channel (empty: none)
+  so3::GridChoice grid;               ///< set by choose_grid
   [[nodiscard]] std::int64_t count(int set) const;
   [[nodiscard]] std::int64_t max_atoms() const;
 };
@@ -103,9 +108,12 @@ struct So3Items {
 /// Broadcasts rank 0's items to every rank. Collective.
 void broadcast_items(So3Items& items);
 
-/// The SO(3) grid size N: options.grid_n, else 8L for molecules at raw scale (the signals are large and erf
-/// saturates: the §4.2 default is not accurate there), else so3::Network::default_grid_n.
-[[nodiscard]] int grid_size(const so3::Architecture& arch, const So3Items& items, const So3Options& options);
+/// The SO(3) grid N of the job, recorded in items.grid: options.grid_n if given (its error still estimated),
+/// else chosen to options.tol on a sample of both sets (so3::choose_grid / choose_molecule_grid) with
+/// options.threads. Prints the choice (unless options.quiet) and, when the cap stopped refinement, one warning
+/// line on stderr. `collective`: rank 0 decides and broadcasts, so every rank gets the same N (and the same
+/// InvalidArgument, e.g. for --so3-grid below 2L-1); otherwise this process decides alone.
+int grid_size(const so3::Architecture& arch, So3Items& items, const So3Options& options, bool collective = true);
 
 /// Checkpoint identity of SO(3) items, architecture and options (every coefficient, atom counts, L, C,
 /// grid, sum, slots, scale).

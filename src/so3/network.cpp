@@ -102,6 +102,21 @@ Network::Network(Architecture arch, int band_limit, int channels, GridOptions gr
   grid_ = std::make_shared<const Grid>(l_max, n, n_beta, conv_band_limits_);
 }
 
+Network::Network(Architecture arch, int band_limit, int channels, GridOptions grid, CoarseGrid coarse)
+    : Network(std::move(arch), band_limit, channels, grid) {
+  if (coarse.n == 0 || conv_band_limits_) return;
+  const int l_max = max_band_limit(arch_, band_limit);
+  if (coarse.n < 2 * l_max - 1 || coarse.n >= grid_->n())
+    throw InvalidArgument("SO(3) network: the coarse grid N = " + std::to_string(coarse.n) + " must be in [" +
+                          std::to_string(2 * l_max - 1) + ", " + std::to_string(grid_->n()) + ")");
+  if (!(coarse.peak >= 0.0 && coarse.peak < 1.0))
+    throw InvalidArgument("SO(3) network: the coarse grid's peak threshold must be in [0, 1), got " +
+                          std::to_string(coarse.peak));
+  coarse_grid_ = std::make_shared<const Grid>(l_max, coarse.n, coarse.n_beta > 0 ? coarse.n_beta : std::max(1, coarse.n / 2),
+                                              false);
+  coarse_peak_ = coarse.peak;
+}
+
 bool Network::head_has_nonlinearity() const {
   for (std::size_t s = pool_stage() + 1; s < stages_.size(); ++s)
     if (stages_[s].nonlinearity()) return true;

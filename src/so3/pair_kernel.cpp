@@ -202,10 +202,12 @@ void PairKernel::cross_spectrum(const Signal& x, const Signal& x2) {
   }
 }
 
-void PairKernel::synthesize(std::size_t j) { synthesize_from(ws_->m.data(), net_.lift_band_limit(), j, ws_->grid); }
+void PairKernel::synthesize(const Grid& g, std::size_t j) {
+  synthesize_from(g, ws_->m.data(), net_.lift_band_limit(), j, ws_->grid);
+}
 
-void PairKernel::synthesize_from(const std::complex<double>* spectrum, int band_limit, std::size_t j, double* out) {
-  const Grid& g = net_.grid();
+void PairKernel::synthesize_from(const Grid& g, const std::complex<double>* spectrum, int band_limit, std::size_t j,
+                                 double* out) {
   const WignerTable& table = g.table();
   const int L = band_limit, N = g.n(), width = N / 2 + 1;
   fftw_complex* f = ws_->spectrum;
@@ -260,11 +262,16 @@ void PairKernel::correlation_slice(const Signal& x, const Signal& x2, int j, std
   if (out.size() != static_cast<std::size_t>(N) * static_cast<std::size_t>(N))
     throw InvalidArgument("correlation_slice: output needs N^2 = " + std::to_string(N * N) + " values");
   cross_spectrum(x, x2);
-  synthesize(static_cast<std::size_t>(j));
+  synthesize(net_.grid(), static_cast<std::size_t>(j));
   std::copy_n(ws_->grid, out.size(), out.data());
 }
 
 KernelValue PairKernel::pooled(const Signal& x, const SelfChain& sx, const Signal& x2, const SelfChain& sx2) {
+  return pooled_on(x, sx, x2, sx2, true);
+}
+
+KernelValue PairKernel::pooled_on(const Signal& x, const SelfChain& sx, const Signal& x2, const SelfChain& sx2,
+                                  bool coarse) {
   check_input(x);
   check_input(x2);
   const std::vector<PointOp> ops = bind_ops(net_, sx, sx2);
@@ -274,15 +281,34 @@ KernelValue PairKernel::pooled(const Signal& x, const SelfChain& sx, const Signa
     // c ≡ 0: the integrand is constant and its average exact (band-limit projections keep constants).
     const double zero = 0.0;
     ws_->chain(ops.data(), nops, &zero, 1, out.nngp, out.ntk);
+    last_n_ = net_.grid().n();
     return out;
   }
+  last_n_ = net_.grid().n();
   if (net_.conv_band_limits()) return banded(x, x2, sx.var.data(), sx2.var.data(), nullptr);
-  const Grid& g = net_.grid();
-  const std::int64_t points = std::int64_t{g.n()} * g.n();
   cross_spectrum(x, x2);
+  if (const Grid* cg = net_.coarse_grid(); coarse && cg != nullptr) {
+    // The coarse grid, with the peak ratio of c taken on the way (file comment); kept when it is at most
+    // the threshold, otherwise the fine grid below.
+    double peak = 0.0;
+    const KernelValue v = pooled_grid(*cg, ops, &peak);
+    const int lift = net_.lift_band_limit();
+    if (peak <= net_.coarse_peak() * std::sqrt(low_pass_variance(x, lift) * low_pass_variance(x2, lift))) {
+      last_n_ = cg->n();
+      return v;
+    }
+  }
+  return pooled_grid(net_.grid(), ops, nullptr);
+}
+
+KernelValue PairKernel::pooled_grid(const Grid& g, const std::vector<detail::PointOp>& ops, double* peak) {
+  const int nops = static_cast<int>(ops.size());
+  const std::int64_t points = std::int64_t{g.n()} * g.n();
   double acc_k = 0.0, acc_t = 0.0;
   for (std::size_t j = 0; j < static_cast<std::size_t>(g.n_beta()); ++j) {
-    synthesize(j);
+    synthesize(g, j);
+    if (peak != nullptr)
+      for (std::int64_t p = 0; p < points; ++p) *peak = std::max(*peak, std::abs(ws_->grid[p]));
     double sk = 0.0, st = 0.0;
     ws_->chain(ops.data(), nops, ws_->grid, points, sk, st);
     acc_k += g.weights()[j] * sk;
@@ -340,10 +366,10 @@ KernelValue PairKernel::banded(const Signal& x, const Signal& x2, const double* 
     acc_k = acc_t = 0.0;
     for (std::size_t j = 0; j < static_cast<std::size_t>(g.n_beta()); ++j) {
       if (s == 0) {
-        synthesize(j);  // c (the lift op sets Θ_1 = K_1)
+        synthesize(g, j);  // c (the lift op sets Θ_1 = K_1)
       } else {
-        synthesize_from(ws.k_in.data(), seg.band_limit, j, ws.grid);
-        synthesize_from(ws.t_in.data(), seg.band_limit, j, ws.theta);
+        synthesize_from(g, ws.k_in.data(), seg.band_limit, j, ws.grid);
+        synthesize_from(g, ws.t_in.data(), seg.band_limit, j, ws.theta);
       }
       double sk = 0.0, st = 0.0;
       ws.grid_chain(ops.data(), static_cast<int>(ops.size()), ws.grid, ws.theta, points, sk, st);
@@ -370,7 +396,7 @@ SelfChain PairKernel::self_chain(const Signal& x) {
   } else {
     // (A zero signal has constant auto-kernels, which every projection keeps: the scalar recursion is exact.)
     sc.var = layer_variances(net_, low_pass_variance(x, net_.lift_band_limit()));
-    sc.pooled = pooled(x, sc, x, sc);
+    sc.pooled = pooled_on(x, sc, x, sc, false);  // self pairs: always the fine grid
   }
   sc.self = self_head(net_, sc.pooled, sc.head_var);
   return sc;

@@ -25,6 +25,15 @@ struct GridOptions {
   int n_beta = 0;  // Gauss–Legendre β nodes (≥ 1)
 };
 
+/// A second, coarser grid for the pairs whose correlation is not sharply peaked (grid_choice.hpp, "two
+/// grids"): a pair (x, x') is evaluated on N = n when max over that grid of |c_{xx'}| / √(q(x) q(x')) ≤ peak,
+/// otherwise on the network's (fine) grid; self pairs (self_chain) always on the fine grid. n = 0: none.
+struct CoarseGrid {
+  int n = 0;          // α and γ samples, below the fine grid's N
+  double peak = 0.0;  // the peak-ratio threshold, in [0, 1)
+  int n_beta = 0;     // Gauss–Legendre β nodes; 0: n/2
+};
+
 namespace detail {
 struct FftPlan;  // FFTW plan of the N×N c2r synthesis (src/so3/network.cpp)
 }
@@ -73,6 +82,10 @@ class Network {
   /// Throws InvalidArgument for L < 1, C < 1, bad grid options (N < 2 L_max − 1), or an s2lift band limit
   /// larger than the input's L (naming the token).
   Network(Architecture arch, int band_limit, int channels, GridOptions grid = {});
+  /// With a coarse grid for weakly correlated pairs (CoarseGrid). Throws InvalidArgument unless
+  /// 2 L_max − 1 ≤ coarse.n < N and 0 ≤ coarse.peak < 1; ignored (no coarse grid) with so3conv band limits
+  /// (their projections need the fine grid) or coarse.n = 0.
+  Network(Architecture arch, int band_limit, int channels, GridOptions grid, CoarseGrid coarse);
 
   [[nodiscard]] const Architecture& architecture() const { return arch_; }
   /// The input's band limit L.
@@ -89,6 +102,9 @@ class Network {
   [[nodiscard]] bool head_has_nonlinearity() const;
   [[nodiscard]] const Grid& grid() const { return *grid_; }
   [[nodiscard]] std::shared_ptr<const Grid> shared_grid() const { return grid_; }
+  /// The coarse grid, or nullptr (CoarseGrid); coarse_peak() its threshold.
+  [[nodiscard]] const Grid* coarse_grid() const { return coarse_grid_.get(); }
+  [[nodiscard]] double coarse_peak() const { return coarse_peak_; }
 
   /// Default N for `arch` at input band limit L (see the file comment).
   [[nodiscard]] static int default_grid_n(const Architecture& arch, int band_limit);
@@ -101,6 +117,8 @@ class Network {
   int channels_ = 0;
   std::vector<Stage> stages_;
   std::shared_ptr<const Grid> grid_;
+  std::shared_ptr<const Grid> coarse_grid_;
+  double coarse_peak_ = 0.0;
 };
 
 }  // namespace eqntk::so3

@@ -23,6 +23,12 @@
 //                  non-band-limited S, Ṡ⊙Θ against d^l: aliasing is negligible only on fine grids (N ≥ 4L).
 // Networks without so3conv band limits take the unchanged streaming path above.
 //
+// Two grids (Network with a CoarseGrid, grid_choice.hpp): pooled() first synthesises c on the coarse grid
+// (no pointwise chain) and takes its peak ratio max |c| / √(q(x) q(x')), q low-passed as the lift; at most
+// the network's coarse_peak(), the pair is evaluated on the coarse grid, otherwise on the fine grid, each
+// exactly as a single-grid network of that N would (bitwise). self_chain always uses the fine grid. The
+// decision is a function of (network, x, x2) only.
+//
 // Thread safety: a PairKernel owns its workspace; use one per thread (they share the Network's grid).
 // SelfChain is read-only in evaluate() and may be shared. The result is a deterministic function of
 // (network, x, x2); K(x,x2) and K(x2,x) agree to rounding, not bitwise.
@@ -37,6 +43,10 @@
 #include "eqntk/so3/signal.hpp"
 
 namespace eqntk::so3 {
+
+namespace detail {
+struct PointOp;  // src/so3/pointwise.hpp
+}
 
 using kernel::KernelValue;
 
@@ -93,14 +103,21 @@ class PairKernel {
   /// the lift's band limit): out[a·N + g] (N² values). For tests and diagnostics.
   void correlation_slice(const Signal& x, const Signal& x2, int j, std::span<double> out);
 
+  /// N of the grid the last pooled()/evaluate()/self_chain() used (two grids: the coarse or the fine one).
+  [[nodiscard]] int last_grid_n() const { return last_n_; }
+
  private:
   struct Workspace;
   void check_input(const Signal& x) const;
   void cross_spectrum(const Signal& x, const Signal& x2);
-  void synthesize(std::size_t j);  // c on slice j into the workspace grid
+  void synthesize(const Grid& g, std::size_t j);  // c on slice j of g into the workspace grid
+  // The streaming so3pool output on grid g (cross spectrum in the workspace); *peak (if given): max |c|.
+  KernelValue pooled_grid(const Grid& g, const std::vector<detail::PointOp>& ops, double* peak);
+  // pooled(); `coarse`: the coarse grid may be used (not for self chains).
+  KernelValue pooled_on(const Signal& x, const SelfChain& sx, const Signal& x2, const SelfChain& sx2, bool coarse);
   // Σ_{l<band_limit} spectrum^l_{mn} d^l_{mn}(β_j) by c2r onto out (N² doubles, fftw_malloc alignment);
   // spectrum in the Wigner table's run layout.
-  void synthesize_from(const std::complex<double>* spectrum, int band_limit, std::size_t j, double* out);
+  void synthesize_from(const Grid& g, const std::complex<double>* spectrum, int band_limit, std::size_t j, double* out);
   // Adds slice j of f (N² doubles, fftw_malloc alignment; preserved) to the P_band_limit analysis in `spectrum`, without the final
   // (2l+1) factor.
   void analyse(double* f, int band_limit, std::size_t j, std::complex<double>* spectrum);
@@ -111,6 +128,7 @@ class PairKernel {
 
   Network net_;
   std::unique_ptr<Workspace> ws_;
+  int last_n_ = 0;
 };
 
 }  // namespace eqntk::so3
