@@ -3,6 +3,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "eqntk/kernel/image.hpp"
+#include "eqntk/kernel/pair_kernel.hpp"
 
 namespace eqntk::testing {
 
@@ -21,6 +24,34 @@ inline kernel::Image gaussian_image(kernel::InputShape shape, std::uint64_t seed
   kernel::Image x{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width))};
   for (double& v : x.pixels) v = normal(gen);
   return x;
+}
+
+/// A square-or-not image of pixels uniform in [−0.5, 1) (positive mean: pooled kernels far from zero).
+inline kernel::Image uniform_image(kernel::InputShape shape, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-0.5, 1.0);
+  kernel::Image img{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width))};
+  for (double& v : img.pixels) v = u(rng);
+  return img;
+}
+
+/// `arch` on channels × size × size images.
+inline kernel::Network make_network(const std::string& arch, std::int64_t channels, std::int64_t size) {
+  return kernel::Network(kernel::Architecture::parse(arch), kernel::InputShape{channels, size, size});
+}
+
+/// The fast path exactly as production uses it: self_chain per image, then evaluate.
+inline kernel::KernelValue fast_kernel(const kernel::Network& net, const kernel::ImageView& x,
+                                       const kernel::ImageView& x2) {
+  kernel::PairKernel pk(net);
+  const kernel::SelfChain s1 = pk.self_chain(x);
+  const kernel::SelfChain s2 = pk.self_chain(x2);
+  return pk.evaluate(x, s1, x2, s2);
+}
+
+/// Relative deviation |a − b| / max(|b|, scale), for messages and "must differ" checks.
+inline double deviation(double a, double b, double scale = 0.0) {
+  return std::abs(a - b) / std::max({std::abs(b), scale, 1e-300});
 }
 
 /// A one-member gzip stream of `data` (deflate, as gzip(1) writes).

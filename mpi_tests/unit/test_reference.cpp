@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/fixtures.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/dual.hpp"
@@ -37,38 +38,18 @@
 
 namespace ek = eqntk::kernel;
 
+using eqntk::testing::deviation;
+using eqntk::testing::fast_kernel;
+using eqntk::testing::make_network;
+constexpr auto random_image = eqntk::testing::uniform_image;
+
 namespace {
 
 constexpr double kTol = 1e-12;
 constexpr double kTiny = 1e-300;
 
-ek::Image random_image(ek::InputShape shape, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(-0.5, 1.0);
-  ek::Image img{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width))};
-  for (double& v : img.pixels) v = u(rng);
-  return img;
-}
-
-ek::Network make_network(const std::string& arch, std::int64_t channels, std::int64_t size) {
-  return ek::Network(ek::Architecture::parse(arch), ek::InputShape{channels, size, size});
-}
-
-// The fast path exactly as production uses it: self_chain per image, then evaluate.
-ek::KernelValue fast_kernel(const ek::Network& net, const ek::ImageView& x, const ek::ImageView& x2) {
-  ek::PairKernel pk(net);
-  const ek::SelfChain s1 = pk.self_chain(x);
-  const ek::SelfChain s2 = pk.self_chain(x2);
-  return pk.evaluate(x, s1, x2, s2);
-}
-
 bool close(double a, double b, double scale, double tol = kTol) {
   return std::abs(a - b) <= tol * std::max({std::abs(b), scale, kTiny});
-}
-
-// Relative deviation |a − b| / max(|b|, scale), for messages and "must differ" checks.
-double deviation(double a, double b, double scale = 0.0) {
-  return std::abs(a - b) / std::max({std::abs(b), scale, kTiny});
 }
 
 // Scale of a pooled pair value: the Cauchy–Schwarz bound √(K(x,x)·K(x',x')) of the PSD pooled kernel.
