@@ -232,8 +232,8 @@ TEST(SizeLimits, EigensolverWorkspaceBoundCoversTheQueriedAllocation) {
 
 // The worked example of size_limits.hpp: 80 272 × 26 768 elements on process column 0 of a 1×3 grid.
 TEST(SizeLimits, LargestLocalBlockIsProcessZerosShare) {
-  EXPECT_EQ(parallel::max_local_elements(80272, 80272, 32, 1, 3), std::int64_t{80272} * 26768);
-  EXPECT_EQ(parallel::max_local_elements(10, 10, 3, 2, 2), std::int64_t{6} * 6);  // blocks 0 and 2 (of 0..3)
+  EXPECT_EQ(parallel::max_local_part(80272, 80272, 32, 1, 3), std::int64_t{80272} * 26768);
+  EXPECT_EQ(parallel::max_local_part(10, 10, 3, 2, 2), std::int64_t{6} * 6);  // blocks 0 and 2 (of 0..3)
   parallel::JobSizes s{80272, 10, 32, 1, 3, false, true};
   EXPECT_THROW(parallel::check_size_limits(s), eqntk::InvalidArgument);
   s.pcols = 4;  // 80 272 × 20 080 < 2³¹−1

@@ -33,6 +33,7 @@
 #include "eqntk/kernel/pair_kernel.hpp"
 #include "eqntk/parallel/block_cyclic.hpp"
 #include "eqntk/parallel/collective.hpp"
+#include "eqntk/parallel/linalg.hpp"
 #include "eqntk/parallel/process_grid.hpp"
 #include "run.hpp"
 
@@ -161,7 +162,7 @@ int plan_images(const RunConfig& c, int ranks, int calibration_pairs) {
   // and three M×N products. --variance adds the symmetrised NNGP (N×N).
   double solve = finite_times ? 3 * local(n, n) + 3 * local(m, n) : 2 * local(n, n) + local(m, n);
   solve += local(n, k) + local(m, k) + (c.variance ? local(n, n) : 0.0);
-  const double workspace = finite_times ? 8.0 * static_cast<double>(parallel::pdsyevr_lwork(n, nb, prows, pcols)) : 0.0;
+  const double workspace = finite_times ? 8.0 * static_cast<double>(parallel::eigen_workspace_bound(n, nb, prows, pcols)) : 0.0;
   const double image_bytes = 8.0 * static_cast<double>(in.channels * in.height * in.width);
   const double images = static_cast<double>(max_images) * image_bytes;
   const double images_root = static_cast<double>(n + m) * image_bytes;  // rank 0 while loading and sending
@@ -199,10 +200,7 @@ int plan_images(const RunConfig& c, int ranks, int calibration_pairs) {
   os << "[plan] checkpoint " << mib(checkpoint) << " (" << total.tiles << " records)\n";
   // The limits the run would stop at (before any kernel is computed), reported here as warnings.
   try {
-    parallel::check_scalapack_sizes("the training matrix", n, n, nb, prows, pcols);
-    parallel::check_scalapack_sizes("the test matrix", m, n, nb, prows, pcols);
-    if (workspace / 8 > static_cast<double>(std::numeric_limits<int>::max()))
-      throw InvalidArgument("the eigensolver workspace exceeds ScaLAPACK's int range: use more ranks");
+    check_sizes(c, n, m, prows, pcols);  // the run's own check (run_config.cpp)
     os << "[plan] ScaLAPACK int limits: every local matrix and workspace fits\n";
   } catch (const InvalidArgument& e) {
     os << "[plan] warning: " << e.what() << "\n";

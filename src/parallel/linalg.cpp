@@ -72,11 +72,7 @@ std::int64_t eigen_workspace_bound(std::int64_t n, std::int64_t nb, int prows, i
   // And its tridiagonal reduction (PDSYNTRD), which works on a ⌊√(P·Q)⌋-square grid whatever P×Q is: about
   // 2·NPS² with NPS = max(⌈N/⌊√(P·Q)⌋⌉, 2·ANB) (ANB ≤ 64), so a 1×Q grid needs ~2N² per rank (measured: the
   // query returns 2·(N/⌊√(P·Q)⌋)² + O(N) on 1×1, 1×2, 1×3, 2×2).
-  const std::int64_t nn = std::max<std::int64_t>({n, nb, 2});
-  const std::int64_t np0 = BlockCyclic1D{n, nb, prows}.max_local_size(),
-                     mq0 = BlockCyclic1D{nn, nb, pcols}.max_local_size();
-  const std::int64_t documented =
-      2 + 5 * n + std::max(18 * nn, np0 * mq0 + 2 * nb * nb) + (2 + iceil(n, std::int64_t{prows} * pcols)) * nn;
+  const std::int64_t documented = pdsyevr_lwork(n, nb, prows, pcols);
   const auto sqnpc = static_cast<std::int64_t>(std::sqrt(static_cast<double>(prows) * pcols));
   const std::int64_t nps = std::max<std::int64_t>(iceil(n, sqnpc), 128);
   const std::int64_t need = std::max(documented, 2 * (nps + 4) * nps + 5 * n);

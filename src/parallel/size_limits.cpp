@@ -19,10 +19,6 @@ std::string grid_text(const JobSizes& s) {
 
 }  // namespace
 
-std::int64_t max_local_elements(std::int64_t rows, std::int64_t cols, std::int64_t nb, int prows, int pcols) {
-  return BlockCyclic1D{rows, nb, prows}.max_local_size() * BlockCyclic1D{cols, nb, pcols}.max_local_size();
-}
-
 void check_size_limits(const JobSizes& s) {
   for (const auto& [name, value] : {std::pair<const char*, std::int64_t>{"training set size N", s.n_train},
                                     std::pair<const char*, std::int64_t>{"test set size M", s.n_test},
@@ -32,7 +28,7 @@ void check_size_limits(const JobSizes& s) {
                             " exceeds ScaLAPACK's int range (2^31-1)");
   // The solver's largest operands are N×N (training kernel, eigenvectors) and M×N (test kernel, Θ*V).
   const std::int64_t rows = std::max(s.n_train, s.n_test);
-  const std::int64_t local = max_local_elements(rows, s.n_train, s.nb, s.prows, s.pcols);
+  const std::int64_t local = max_local_part(rows, s.n_train, s.nb, s.prows, s.pcols);
   if (local > kIntMax)
     throw InvalidArgument("size limit: a rank's local block of the " + std::to_string(rows) + "x" +
                           std::to_string(s.n_train) + " kernel matrix on a " + grid_text(s) + " has " +

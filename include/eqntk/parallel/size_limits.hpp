@@ -21,10 +21,6 @@ struct JobSizes {
   bool save_kernels = false;  ///< the four matrices are written with MPI-IO
 };
 
-/// The most elements any rank holds of a rows×cols matrix (the same number on every rank).
-[[nodiscard]] std::int64_t max_local_elements(std::int64_t rows, std::int64_t cols, std::int64_t nb, int prows,
-                                              int pcols);
-
 /// Throws InvalidArgument with one line naming the first limit `s` exceeds and what to change: a global
 /// dimension or a local block over ScaLAPACK's int range (also the MPI-IO count of --save-kernels), the
 /// eigensolver's workspace over the int range. Pure; the same verdict on every rank.
