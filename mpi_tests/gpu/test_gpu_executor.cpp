@@ -254,25 +254,6 @@ TEST(GpuExecutor, SelfChainsMatchTheCpuEngine) {
   }
 }
 
-// ---- Window lines of a block from its matrix A_h (pure index algebra, no device needed).
-
-TEST(GpuWindowLines, EveryD4BlockMovesTheLinesOfTheCpuEngine) {
-  for (const eqntk::group::Element h : eqntk::group::elements(eqntk::group::PointGroup::D4)) {
-    const auto want = box_lines(h);
-    EXPECT_EQ(eqntk::gpu::window_lines(eqntk::gpu::offset_matrix(h)),
-              (eqntk::gpu::WindowLines{want[0].dv, want[0].sign, want[1].dv, want[1].sign}))
-        << "element (" << h.r << ", " << h.m << ")";
-  }
-}
-
-TEST(GpuWindowLines, MirrorsAndTransposesAreSignedPermutations) {
-  using L = eqntk::gpu::WindowLines;
-  EXPECT_EQ(eqntk::gpu::window_lines({1, 0, 0, -1}), (L{2, 1, 3, -1}));  // M(a, b) = (a, −b)
-  EXPECT_EQ(eqntk::gpu::window_lines({0, 1, 1, 0}), (L{3, 1, 2, 1}));   // (a, b) ↦ (b, a)
-  EXPECT_THROW((void)eqntk::gpu::window_lines({1, 1, 0, 1}), eqntk::InvalidArgument);
-  EXPECT_THROW((void)eqntk::gpu::window_lines({1, 0, 1, 0}), eqntk::InvalidArgument);
-}
-
 // ---- Batching does not change a bit.
 
 TEST(GpuExecutor, ResultsAreBitwiseIndependentOfTheBatchSize) {

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <unordered_map>
 
+#include "eqntk/kernel/box.hpp"
 #include "eqntk/kernel/dual.hpp"
 #include "opencl.hpp"
 
@@ -270,26 +271,6 @@ struct PairExecutor::Impl {
   }
 };
 
-WindowLines window_lines(const std::array<int, 4>& a) {
-  const auto column = [&](int c, int& dv, int& sign) {
-    const int di = a[static_cast<std::size_t>(c)], dj = a[static_cast<std::size_t>(2 + c)];
-    if (std::abs(di) + std::abs(dj) != 1) throw InvalidArgument("window_lines: not a signed permutation matrix");
-    dv = di != 0 ? 2 : 3;
-    sign = di + dj;
-  };
-  WindowLines l;
-  column(0, l.dv_a, l.sign_a);
-  column(1, l.dv_b, l.sign_b);
-  if (l.dv_a == l.dv_b) throw InvalidArgument("window_lines: not a signed permutation matrix");
-  return l;
-}
-
-std::array<int, 4> offset_matrix(group::Element h) {
-  // Columns are the images of the unit offsets under A_h (the group module's action, MATH §10).
-  const group::Offset c0 = group::act(h, {1, 0}), c1 = group::act(h, {0, 1});
-  return {static_cast<int>(c0.a), static_cast<int>(c1.a), static_cast<int>(c0.b), static_cast<int>(c1.b)};
-}
-
 PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_t max_batch,
                            std::function<void(const std::string&)> log)
     : impl_(std::make_unique<Impl>(net, device.state())), log_(std::move(log)) {
@@ -303,8 +284,9 @@ PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_
                             "' (avgpool, res) has no device kernel yet; use --device cpu for this architecture");
   const auto elements = group::elements(net.group());
   for (int d = 0; d < m.slots_per_pair; ++d) {  // one block B_h per element h of G (one, h = e, for a CNN)
-    const WindowLines l = window_lines(offset_matrix(elements[static_cast<std::size_t>(d)]));
-    m.lines.push_back({l.dv_a, l.sign_a, l.dv_b, l.sign_b});
+    // The CPU engine's window lines of block h (pass A moves t' along A_h's first column, pass B its second).
+    const auto l = kernel::box_lines(elements[static_cast<std::size_t>(d)]);
+    m.lines.push_back({l[0].dv, l[0].sign, l[1].dv, l[1].sign});
   }
   const auto& stages = net.stages();
   m.var_offset.assign(stages.size(), 0);

@@ -29,7 +29,6 @@
 #include "eqntk/gpu/device.hpp"
 #include "eqntk/kernel/gram.hpp"
 #include "eqntk/kernel/image.hpp"
-#include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
@@ -43,19 +42,6 @@ struct PairRef {
   kernel::ImageView x2;
   const kernel::SelfChain* sx2 = nullptr;
 };
-
-/// How the window sum of one block moves t' (MATH §5.1, §10): B'_h(t,t') = Σ_{(a,b)} B_h(t + (a,b), t' + A_h(a,b))
-/// for a signed permutation matrix A_h (row-major {m00, m01, m10, m11}: A(a,b) = (m00 a + m01 b, m10 a + m11 b)).
-/// Pass A (over a) moves t' along column 0 of A, pass B (over b) along column 1: dimension 2 (i') or 3 (j')
-/// of the block and a sign. R^Δ gives the p4 blocks; any point-group element A_h = R^r M^m works the same.
-struct WindowLines {
-  int dv_a = 2, sign_a = 1, dv_b = 3, sign_b = 1;
-  friend bool operator==(const WindowLines&, const WindowLines&) = default;
-};
-/// Throws InvalidArgument unless `a` is a signed permutation matrix.
-[[nodiscard]] WindowLines window_lines(const std::array<int, 4>& a);
-/// A_h as a row-major matrix acting on offsets (a, b) (MATH §10; group::act), e.g. R = {0, −1, 1, 0}.
-[[nodiscard]] std::array<int, 4> offset_matrix(group::Element h);
 
 /// Floating-point work of one entry-layer of the device kernels, counted from kernels.cl.
 struct WorkPerEntryLayer {
