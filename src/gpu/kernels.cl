@@ -257,17 +257,18 @@ __kernel void diag_layer(__global const double* in_k, __global const double* in_
   out_t[slot * stride + e] = t;
 }
 
-// Sums n values of each slot (at slot·stride in both arrays) into sum[slot] with one work-group per slot,
-// in a fixed order (deterministic for a given local size).
+// Sums n values of each slot (entries slot·stride + e·step, e < n, in both arrays) into sum[slot] with
+// one work-group per slot, in a fixed order (deterministic for a given local size). step = 1: a whole
+// block or partial sums; step = h·w + 1: the same-position entries of an h×w block (flatten after avgpool).
 __kernel void reduce_slots(__global const double* in_k, __global const double* in_t, __global double* sum_k,
                            __global double* sum_t, __local double* lk, __local double* lt, const long stride,
-                           const long n) {
+                           const long n, const long step) {
   const long slot = get_group_id(1);
   const int lid = (int)get_local_id(0), l = (int)get_local_size(0);
   double ak = 0.0, at = 0.0;
   for (long e = lid; e < n; e += l) {
-    ak += in_k[slot * stride + e];
-    at += in_t[slot * stride + e];
+    ak += in_k[slot * stride + e * step];
+    at += in_t[slot * stride + e * step];
   }
   lk[lid] = ak;
   lt[lid] = at;
@@ -276,4 +277,76 @@ __kernel void reduce_slots(__global const double* in_k, __global const double* i
     sum_k[slot] = lk[0];
     sum_t[slot] = lt[0];
   }
+}
+
+// A nonlinearity on a stored state, in place: (K, Θ) → (Σ, Σ̇⊙Θ) with q1 = var[a][voff + pos1],
+// q2 = var[b][voff + pos2]. Full blocks (diag = 0) of h·w positions a side: entry e = pos1·hw + pos2;
+// same-position maps (diag = 1): pos1 = pos2 = e. Global size: (≥ n, slots).
+__kernel void activate(__global double* k, __global double* t, __global const int* slot_table,
+                       __global const double* var, const long stride, const int hw, const int diag, const int act,
+                       const long var_stride, const long var_offset) {
+  const long slot = get_global_id(1);
+  const int e = (int)get_global_id(0);
+  if (e >= (diag ? hw : hw * hw)) return;
+  __global const int* info = slot_table + slot * SLOT_INTS;
+  const int p1 = diag ? e : e / hw, p2 = diag ? e : e % hw;
+  double kv = k[slot * stride + e], tv = t[slot * stride + e];
+  dual_entry(act, var[info[0] * var_stride + var_offset + p1], var[info[1] * var_stride + var_offset + p2], &kv, &tv);
+  k[slot * stride + e] = kv;
+  t[slot * stride + e] = tv;
+}
+
+// Self chains (image a = image b): the variance map before a nonlinearity is the e-block's same-position
+// entries of the pre-activation K (MATH.md §4, §10), written to image a's var record. Only the slots of
+// block e (slot table entry 7 = 0) write. step = h·w + 1 on full blocks, 1 on same-position maps.
+// Global size: (≥ h·w, slots).
+__kernel void record_var(__global const double* k, __global const int* slot_table, __global double* var,
+                         const long stride, const int hw, const int step, const long var_stride,
+                         const long var_offset) {
+  const long slot = get_global_id(1);
+  const int e = (int)get_global_id(0);
+  __global const int* info = slot_table + slot * SLOT_INTS;
+  if (e >= hw || info[7] != 0) return;
+  var[info[0] * var_stride + var_offset + e] = k[slot * stride + (long)e * step];
+}
+
+// avgpool (MATH.md §10) of each slot's block: out(T, T') = (1/s⁴) Σ_{t∈T} Σ_{t'∈T'} in(t, t') on both K and
+// Θ, summed in the CPU engine's order (for each t' of T', the s² terms over t, then the s² such sums).
+// in: ih×iw positions a side; out: oh×ow. Global size: (≥ (oh·ow)², slots).
+__kernel void avgpool(__global const double* in_k, __global const double* in_t, __global double* out_k,
+                      __global double* out_t, const long stride, const int ih, const int iw, const int oh,
+                      const int ow, const int s, const double inv) {
+  const long slot = get_global_id(1);
+  const int e = (int)get_global_id(0);
+  if (e >= oh * ow * oh * ow) return;
+  const int o3 = e % ow, o2 = (e / ow) % oh, o1 = (e / (ow * oh)) % ow, o0 = e / (ow * oh * ow);
+  __global const double* bk = in_k + slot * stride;
+  __global const double* bt = in_t + slot * stride;
+  double vk = 0.0, vt = 0.0;
+  for (int d2 = 0; d2 < s; ++d2)
+    for (int d3 = 0; d3 < s; ++d3) {
+      const int second = (o2 * s + d2) * iw + o3 * s + d3;
+      double ak = 0.0, at = 0.0;
+      for (int d0 = 0; d0 < s; ++d0)
+        for (int d1 = 0; d1 < s; ++d1) {
+          const int src = ((o0 * s + d0) * iw + o1 * s + d1) * (ih * iw) + second;
+          ak += bk[src];
+          at += bt[src];
+        }
+      vk += ak;
+      vt += at;
+    }
+  out_k[slot * stride + e] = inv * vk;
+  out_t[slot * stride + e] = inv * vt;
+}
+
+// End of a res block (MATH.md §10): K += K_saved, Θ += Θ_saved over the first n entries of each slot.
+// Global size: (≥ n, slots).
+__kernel void add_saved(__global double* k, __global double* t, __global const double* saved_k,
+                        __global const double* saved_t, const long stride, const int n) {
+  const long slot = get_global_id(1);
+  const int e = (int)get_global_id(0);
+  if (e >= n) return;
+  k[slot * stride + e] += saved_k[slot * stride + e];
+  t[slot * stride + e] += saved_t[slot * stride + e];
 }
