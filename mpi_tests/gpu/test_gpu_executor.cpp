@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -31,10 +32,13 @@ using namespace eqntk::kernel;
 
 constexpr double kTol = 1e-12;
 
-// One device (and one kernel build) for the whole program.
+// One device (and one kernel build) for the whole program. EQNTK_TEST_LOCAL_PASSES=0|1 chooses the window
+// passes (DeviceOptions::local_passes; CMake registers every test with each); unset: the device's choice.
 const Device* device() {
   static const std::unique_ptr<Device> d = [] {
-    return eqntk::gpu::fp64_device_available() ? std::make_unique<Device>() : std::unique_ptr<Device>{};
+    eqntk::gpu::DeviceOptions options;
+    if (const char* v = std::getenv("EQNTK_TEST_LOCAL_PASSES")) options.local_passes = std::atoi(v);
+    return eqntk::gpu::fp64_device_available() ? std::make_unique<Device>(options) : std::unique_ptr<Device>{};
   }();
   return d.get();
 }

@@ -67,6 +67,15 @@ std::size_t round_up(std::size_t n, std::size_t m) { return (n + m - 1) / m * m;
 
 using Units = std::vector<kernel::Unit>;
 
+// Tiles of a window pass (kernels.cl, "The window passes"): t × tr outputs over dims 2 × 3 per work-group;
+// `groups` work-groups per slot; `region` doubles of local memory per array (the ring of window planes).
+struct Tiling {
+  cl_int t = 1, tr = 1;
+  std::size_t groups = 1, region = 1;
+};
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
 // How a chain of units is run (PairExecutor::Impl::chain).
 enum class Layout {
   full,  // blocks B_h(t, t') of h·w × h·w entries per slot
@@ -89,6 +98,8 @@ struct PairExecutor::Impl {
   std::size_t local = 64;      // work-group size of the reductions (a power of two)
   std::size_t local_map = 64;  // work-group size of the map kernels
   std::vector<std::array<cl_int, 4>> lines;  // per block: dvA, sgnA, dvB, sgnB
+  std::size_t region_budget = 16384;          // bytes of local memory per ring of a marching window pass
+  bool marching = false;                      // window passes through local memory (DeviceState::local_passes)
   cl_kernel k_pass_a = nullptr, k_pass_b = nullptr, k_diag_input = nullptr, k_diag_layer = nullptr,
             k_reduce = nullptr, k_activate = nullptr, k_record = nullptr, k_avgpool = nullptr, k_add = nullptr;
   // Device buffers for `allocated` pairs: the state (a), pass A's output (b), the next state (c), the
@@ -138,6 +149,44 @@ struct PairExecutor::Impl {
     images = dev.buffer(bytes(max_images * image_size()));
     var = dev.buffer(bytes(max_images * std::max<std::int64_t>(var_stride, 1)));
     allocated = pairs;
+  }
+
+  // The tiles of pass A (or B) of layer l: t2 × t3 outputs over dims 2, 3 (at most `local`, dim 3 first,
+  // a ring of q window planes within the region budget), the same for every block, with as many
+  // work-groups as the block that needs the most (the others return at once).
+  [[nodiscard]] Tiling tiling(const kernel::unit::Linear& l, bool pass_b) const {
+    const std::int64_t p = l.p, q = 2 * p + 1;
+    std::array<std::int64_t, 4> most{};
+    const auto dims = [&](const std::array<cl_int, 4>& line) {
+      const int dv = pass_b ? line[2] : line[0];
+      return pass_b ? std::array<std::int64_t, 4>{l.oh, l.ow, l.oh, l.ow}
+                    : std::array<std::int64_t, 4>{l.oh, l.iw, dv == 2 ? l.oh : l.ih, dv == 3 ? l.ow : l.iw};
+    };
+    for (const auto& line : lines) {
+      const auto n = dims(line);
+      for (std::size_t d = 0; d < 4; ++d) most[d] = std::max(most[d], n[d]);
+    }
+    const auto loc = static_cast<std::int64_t>(local);
+    std::int64_t t3 = std::min(most[3], loc), t2 = std::min(most[2], loc / t3);
+    const auto plane = [&] { return std::max((t2 + 2 * p) * t3, t2 * (t3 + 2 * p)); };
+    while (q * plane() * 8 > static_cast<std::int64_t>(region_budget) && (t2 > 1 || t3 > 1)) {
+      if (t2 > 1) t2 = (t2 + 1) / 2;
+      else t3 = (t3 + 1) / 2;
+    }
+    Tiling t;
+    t.t = static_cast<cl_int>(t2);
+    t.tr = static_cast<cl_int>(t3);
+    t.groups = 0;
+    for (const auto& line : lines) {
+      const auto n = dims(line);
+      const int dv = pass_b ? line[2] : line[0], r = 5 - dv, lead = pass_b ? 1 : 0;
+      const std::int64_t tv = dv == 2 ? t2 : t3, tr = dv == 2 ? t3 : t2;
+      const auto g = n[static_cast<std::size_t>(1 - lead)] * ceil_div(n[static_cast<std::size_t>(dv)], tv) *
+                     ceil_div(n[static_cast<std::size_t>(r)], tr);
+      t.groups = std::max(t.groups, static_cast<std::size_t>(g));
+    }
+    t.region = static_cast<std::size_t>(q * plane());
+    return t;
   }
 
   void launch(cl_kernel k, std::size_t n, std::size_t slots, std::size_t l) const {
@@ -192,15 +241,26 @@ struct PairExecutor::Impl {
           swap_state();
         } else {
           const bool pool = fuse_pool && !record && u == plan.fusable_last;
-          set_args(k_pass_a, a_k, a_t, b_k, b_t, slot_table, images, st, static_cast<cl_int>(l->first), channels, ih, iw,
-                   oh, ow, l->p, pad);
-          const std::size_t mid = static_cast<std::size_t>(oh) * static_cast<std::size_t>(iw) *
-                                  static_cast<std::size_t>(std::max(oh * iw, ih * ow));
-          launch(k_pass_a, mid, slots, local_map);
-          set_args(k_pass_b, b_k, b_t, c_k, c_t, slot_table, var, part_k, part_t, Local{local * 8}, Local{local * 8}, st,
-                   static_cast<cl_int>(l->first), ih, iw, oh, ow, l->p, pad, scale, bias, act, vs, voff,
-                   static_cast<cl_int>(pool));
-          launch(k_pass_b, static_cast<std::size_t>(oh * ow) * static_cast<std::size_t>(oh * ow), slots, local);
+          if (marching) {
+            const Tiling ta = tiling(*l, false), tb = tiling(*l, true);
+            set_args(k_pass_a, a_k, a_t, b_k, b_t, slot_table, images, Local{ta.region * 8}, Local{ta.region * 8}, st,
+                     static_cast<cl_int>(l->first), channels, ih, iw, oh, ow, l->p, pad, ta.t, ta.tr);
+            launch(k_pass_a, ta.groups * local, slots, local);
+            set_args(k_pass_b, b_k, b_t, c_k, c_t, slot_table, var, part_k, part_t, Local{tb.region * 8},
+                     Local{tb.region * 8}, Local{local * 8}, Local{local * 8}, st, static_cast<cl_int>(l->first), ih,
+                     iw, oh, ow, l->p, pad, scale, bias, act, vs, voff, static_cast<cl_int>(pool), tb.t, tb.tr);
+            launch(k_pass_b, tb.groups * local, slots, local);
+          } else {
+            set_args(k_pass_a, a_k, a_t, b_k, b_t, slot_table, images, st, static_cast<cl_int>(l->first), channels, ih,
+                     iw, oh, ow, l->p, pad);
+            const std::size_t mid = static_cast<std::size_t>(oh) * static_cast<std::size_t>(iw) *
+                                    static_cast<std::size_t>(std::max(oh * iw, ih * ow));
+            launch(k_pass_a, mid, slots, local_map);
+            set_args(k_pass_b, b_k, b_t, c_k, c_t, slot_table, var, part_k, part_t, Local{local * 8}, Local{local * 8},
+                     st, static_cast<cl_int>(l->first), ih, iw, oh, ow, l->p, pad, scale, bias, act, vs, voff,
+                     static_cast<cl_int>(pool));
+            launch(k_pass_b, static_cast<std::size_t>(oh * ow) * static_cast<std::size_t>(oh * ow), slots, local);
+          }
           if (!pool) swap_state();
           pooled = pool;
         }
@@ -384,8 +444,9 @@ PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_
   if (m.stride > std::numeric_limits<cl_int>::max())
     throw InvalidArgument("GPU executor: a block of " + std::to_string(m.stride) +
                           " entries exceeds the kernels' 32-bit index range (images up to 215x215 pixels)");
-  m.k_pass_a = dev.kernel("pass_a");
-  m.k_pass_b = dev.kernel("pass_b");
+  m.marching = dev.local_passes;
+  m.k_pass_a = dev.kernel(m.marching ? "pass_a_local" : "pass_a");
+  m.k_pass_b = dev.kernel(m.marching ? "pass_b_local" : "pass_b");
   m.k_diag_input = dev.kernel("diag_input");
   m.k_diag_layer = dev.kernel("diag_layer");
   m.k_reduce = dev.kernel("reduce_slots");
@@ -395,7 +456,7 @@ PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_
   m.k_add = dev.kernel("add_saved");
   // Work-group sizes: powers of two the device and each kernel accept.
   std::size_t limit = dev.info.max_work_group;
-  for (cl_kernel k : {m.k_pass_b, m.k_reduce}) {
+  for (cl_kernel k : {m.k_pass_a, m.k_pass_b, m.k_reduce}) {
     std::size_t wg = 0;
     check(clGetKernelWorkGroupInfo(k, dev.device, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, nullptr),
           "clGetKernelWorkGroupInfo");
@@ -404,12 +465,14 @@ PairExecutor::PairExecutor(const Network& net, const Device& device, std::int64_
   m.local = 1;
   while (m.local * 2 <= std::min<std::size_t>(limit, 256)) m.local *= 2;
   m.local_map = std::min<std::size_t>(m.local, 64);
+  // Region arrays: two per pass, next to pass B's two reduction arrays, within a quarter of local memory each.
+  m.region_budget = static_cast<std::size_t>(std::min<std::uint64_t>(dev.info.local_mem / 4, 16384));
   // The last Linear feeds the pooled sums directly (partial sums per work-group of pass B).
   if (!m.diag && plan.fusable_last != kernel::Plan::npos) {
     const auto& last = std::get<kernel::unit::Linear>(plan.units[plan.fusable_last]);
     m.fuse_pool = true;
-    m.groups = static_cast<std::int64_t>(round_up(static_cast<std::size_t>(last.oh * last.ow * last.oh * last.ow), m.local) /
-                                         m.local);
+    const auto n = static_cast<std::size_t>(last.oh * last.ow * last.oh * last.ow);
+    m.groups = static_cast<std::int64_t>(m.marching ? m.tiling(last, true).groups : round_up(n, m.local) / m.local);
   }
   // Batch: as many pairs as ~60 % of the device memory holds, each buffer within the allocation limit.
   const std::int64_t per_pair = m.pair_bytes();
@@ -483,12 +546,13 @@ kernel::SelfChain PairExecutor::self_chain(const kernel::ImageView& x) {
   return sc;
 }
 
-WorkPerEntryLayer PairExecutor::work_per_entry_layer(int q) {
+WorkPerEntryLayer PairExecutor::work_per_entry_layer(int q, int tile) {
   // Per output entry of a layer, K and Θ: pass A reads q values of each (2q loads, 2(q−1) adds) and
   // stores 2; pass B the same, plus the epilogue (2 multiplies, 3 adds) and 2 stores. The dual
-  // activation (relu: ~25 operations incl. acos, sqrt) comes on top for layers followed by one.
-  const double qd = q;
-  return {4 * (qd - 1) + 5, 8 * (4 * qd + 4)};
+  // activation (relu: ~25 operations incl. acos, sqrt) comes on top for layers followed by one. Marching
+  // through local memory, each pass loads (tile + q − 1)/tile values of each array per entry instead of q.
+  const double qd = q, reads = tile > 0 ? (tile + qd - 1) / tile : qd;
+  return {4 * (qd - 1) + 5, 8 * (4 * reads + 4)};
 }
 
 kernel::GramPair gram_matrices(const Network& net, const kernel::ImageSet& x1, const kernel::ImageSet* x2,

@@ -5,7 +5,10 @@
 // running the same kernel::Plan (kernel/plan.hpp) unit by unit: one "slot" per pair and block B_h, h ∈ G
 // (|G| slots per pair for every point group of MATH §10; one for a CNN or a flatten readout). Per batch the
 // device holds the K and Θ blocks of every slot. A Linear unit is two launches (pass A over a, pass B over
-// b of MATH §5.3, each along the slot's window line from kernel::box_lines(h)); pass B carries the scale,
+// b of MATH §5.3, each along the slot's window line from kernel::box_lines(h)) — on devices with dedicated
+// local memory (GPUs; DeviceOptions::local_passes) a work-group marches its tile of outputs through a ring
+// of window planes in local memory, loading each input entry once instead of q times; elsewhere (PoCL)
+// each output reads its q entries from global memory. Both sum a = −p..p in order. Pass B carries the scale,
 // bias, NTK update and the following Activation unit (dual activation). The last Linear unit, when only a
 // nonlinearity stands between it and a gpool/gap readout (Plan::fusable_last), also forms the pooled
 // partial sums in local memory instead of storing its block. AvgPool averages each stored block over s×s
@@ -79,8 +82,11 @@ class PairExecutor {
 
   /// Pairs per batch now (it shrinks after an out-of-memory retry).
   [[nodiscard]] std::int64_t batch() const { return batch_; }
-  /// Work per entry-layer of a spatial layer on the 4-block path (window size q of the network's layers).
-  [[nodiscard]] static WorkPerEntryLayer work_per_entry_layer(int q);
+  /// Work per entry-layer of a spatial layer on the block path (window size q of the network's layers):
+  /// window passes reading global memory directly (tile = 0: q reads of K and Θ per entry and pass), or
+  /// marching through local memory with tiles of `tile` outputs along the window's trailing dim ((tile + q − 1)
+  /// / tile global reads per entry and pass).
+  [[nodiscard]] static WorkPerEntryLayer work_per_entry_layer(int q, int tile = 0);
 
  private:
   struct Impl;
