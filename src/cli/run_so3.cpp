@@ -97,7 +97,7 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
                     "arch " + arch.canonical() + ", " + std::to_string(n) + " train and " + std::to_string(m) +
                         " test " + what + " (" + to_string(items.kind) + ")");
   const parallel::GramMatrices g = parallel::build_gram(grid, *problem, c.nb, bo);
-  const Job job{data, g, arch.canonical(), "input", so3_input_json(net, items, c.so3), seconds_load, false, "cpu"};
+  const Job job{data, g, arch.canonical(), "input", so3_input_json(net, items, c.so3), seconds_load, false};
   return finish_run(c, args, t_start, job);
 }
 
