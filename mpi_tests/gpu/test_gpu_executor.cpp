@@ -32,12 +32,17 @@ using namespace eqntk::kernel;
 
 constexpr double kTol = 1e-12;
 
-// One device (and one kernel build) for the whole program. EQNTK_TEST_LOCAL_PASSES=0|1 chooses the window
-// passes (DeviceOptions::local_passes; CMake registers every test with each); unset: the device's choice.
+// One device (and one kernel build) for the whole program. EQNTK_TEST_LOCAL_PASSES chooses the window passes
+// (CMake registers every test with 0 and 3): 0 reads global memory directly, n > 0 marches through local
+// memory in tiles of at most n × n outputs (DeviceOptions::local_passes, max_tile; small tiles split the
+// test images into many); unset: the device's choice.
 const Device* device() {
   static const std::unique_ptr<Device> d = [] {
     eqntk::gpu::DeviceOptions options;
-    if (const char* v = std::getenv("EQNTK_TEST_LOCAL_PASSES")) options.local_passes = std::atoi(v);
+    if (const char* v = std::getenv("EQNTK_TEST_LOCAL_PASSES")) {
+      options.max_tile = std::atoi(v);
+      options.local_passes = options.max_tile > 0 ? 1 : 0;
+    }
     return eqntk::gpu::fp64_device_available() ? std::make_unique<Device>(options) : std::unique_ptr<Device>{};
   }();
   return d.get();

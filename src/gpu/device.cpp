@@ -185,6 +185,7 @@ Device::Device(const DeviceOptions& options) : state_(std::make_unique<DeviceSta
   s.device = chosen.device;
   s.build_log_path = options.build_log;
   s.local_passes = options.local_passes < 0 ? s.info.dedicated_local : options.local_passes > 0;
+  s.max_tile = options.max_tile;
   if (!s.info.fp64)
     throw DeviceError("OpenCL device '" + s.info.name + "' has no cl_khr_fp64 (double precision), which eqntk's GPU kernels need");
   cl_int rc = CL_SUCCESS;

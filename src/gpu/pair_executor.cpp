@@ -72,6 +72,7 @@ using Units = std::vector<kernel::Unit>;
 struct Tiling {
   cl_int t = 1, tr = 1;
   std::size_t groups = 1, region = 1;
+  std::size_t local = 1;  // work-group size: the smallest power of two ≥ t · tr
 };
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
@@ -151,9 +152,9 @@ struct PairExecutor::Impl {
     allocated = pairs;
   }
 
-  // The tiles of pass A (or B) of layer l: t2 × t3 outputs over dims 2, 3 (at most `local`, dim 3 first,
-  // a ring of q window planes within the region budget), the same for every block, with as many
-  // work-groups as the block that needs the most (the others return at once).
+  // The tiles of pass A (or B) of layer l: t2 × t3 outputs over dims 2, 3 (at most `local` and max_tile, dim 3
+  // first, a ring of q window planes within the region budget; work-groups of the next power of two), the
+  // same for every block, with as many work-groups as the block that needs the most (the others return).
   [[nodiscard]] Tiling tiling(const kernel::unit::Linear& l, bool pass_b) const {
     const std::int64_t p = l.p, q = 2 * p + 1;
     std::array<std::int64_t, 4> most{};
@@ -167,7 +168,8 @@ struct PairExecutor::Impl {
       for (std::size_t d = 0; d < 4; ++d) most[d] = std::max(most[d], n[d]);
     }
     const auto loc = static_cast<std::int64_t>(local);
-    std::int64_t t3 = std::min(most[3], loc), t2 = std::min(most[2], loc / t3);
+    const std::int64_t cap = dev.max_tile > 0 ? dev.max_tile : loc;
+    std::int64_t t3 = std::min({most[3], loc, cap}), t2 = std::min({most[2], loc / t3, cap});
     const auto plane = [&] { return std::max((t2 + 2 * p) * t3, t2 * (t3 + 2 * p)); };
     while (q * plane() * 8 > static_cast<std::int64_t>(region_budget) && (t2 > 1 || t3 > 1)) {
       if (t2 > 1) t2 = (t2 + 1) / 2;
@@ -186,6 +188,10 @@ struct PairExecutor::Impl {
       t.groups = std::max(t.groups, static_cast<std::size_t>(g));
     }
     t.region = static_cast<std::size_t>(q * plane());
+    // At least a warp (32) unless `local` is smaller: narrower groups waste a GPU's SIMD lanes, and PoCL
+    // 3.1 miscompiles pass_b_local's reduction for a work-group of 2.
+    t.local = std::min<std::size_t>(local, 32);
+    while (t.local < static_cast<std::size_t>(t2 * t3)) t.local *= 2;
     return t;
   }
 
@@ -245,11 +251,11 @@ struct PairExecutor::Impl {
             const Tiling ta = tiling(*l, false), tb = tiling(*l, true);
             set_args(k_pass_a, a_k, a_t, b_k, b_t, slot_table, images, Local{ta.region * 8}, Local{ta.region * 8}, st,
                      static_cast<cl_int>(l->first), channels, ih, iw, oh, ow, l->p, pad, ta.t, ta.tr);
-            launch(k_pass_a, ta.groups * local, slots, local);
+            launch(k_pass_a, ta.groups * ta.local, slots, ta.local);
             set_args(k_pass_b, b_k, b_t, c_k, c_t, slot_table, var, part_k, part_t, Local{tb.region * 8},
-                     Local{tb.region * 8}, Local{local * 8}, Local{local * 8}, st, static_cast<cl_int>(l->first), ih,
-                     iw, oh, ow, l->p, pad, scale, bias, act, vs, voff, static_cast<cl_int>(pool), tb.t, tb.tr);
-            launch(k_pass_b, tb.groups * local, slots, local);
+                     Local{tb.region * 8}, Local{tb.local * 8}, Local{tb.local * 8}, st, static_cast<cl_int>(l->first),
+                     ih, iw, oh, ow, l->p, pad, scale, bias, act, vs, voff, static_cast<cl_int>(pool), tb.t, tb.tr);
+            launch(k_pass_b, tb.groups * tb.local, slots, tb.local);
           } else {
             set_args(k_pass_a, a_k, a_t, b_k, b_t, slot_table, images, st, static_cast<cl_int>(l->first), channels, ih,
                      iw, oh, ow, l->p, pad);

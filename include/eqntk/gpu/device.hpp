@@ -36,6 +36,9 @@ struct DeviceOptions {
   /// planes, src/gpu/kernels.cl): 1 always, 0 never, < 0 where the device's local memory is dedicated
   /// on-chip memory (GPUs) rather than emulated in global memory (CPU devices such as PoCL).
   int local_passes = -1;
+  /// Largest tile extent of those passes along each trailing dim (0: as the work-group size and local
+  /// memory allow). Small tiles split even small images into many tiles (tests).
+  int max_tile = 0;
 };
 
 /// What a listed device is.
