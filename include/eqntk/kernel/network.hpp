@@ -12,18 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/head.hpp"
 
 namespace eqntk::kernel {
-
-/// Shape of one input image: C channels, H×W pixels.
-struct InputShape {
-  std::int64_t channels = 1;
-  std::int64_t height = 1;
-  std::int64_t width = 1;
-  friend bool operator==(const InputShape&, const InputShape&) = default;
-};
 
 /// What flows between layers: the raw input, group feature maps (|G| channels per pixel), plane feature
 /// maps (CNN), or pooled/flattened scalars.

@@ -30,8 +30,6 @@
 
 namespace eqntk::parallel {
 
-using kernel::ImageSet;
-
 struct BuildOptions {
   int threads = 1;
   double progress_interval = 3.0;  ///< seconds between progress lines (and collective stop checks)
@@ -76,7 +74,7 @@ class Interrupted : public Error {
                                       const BuildOptions& options);
 
 /// Images through the planar engine: build_gram of an ImageProblem.
-[[nodiscard]] GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const ImageSet& train,
-                                      const ImageSet& test, std::int64_t nb, const BuildOptions& options);
+[[nodiscard]] GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const data::ImageSet& train,
+                                      const data::ImageSet& test, std::int64_t nb, const BuildOptions& options);
 
 }  // namespace eqntk::parallel
