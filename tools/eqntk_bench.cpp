@@ -52,6 +52,7 @@ int gpu_bench_main(double seconds, int gpu_index);  // tools/gpu_bench.cpp
 namespace {
 
 using namespace eqntk::kernel;
+using namespace eqntk::data;
 using Clock = std::chrono::steady_clock;
 
 double thread_seconds() {

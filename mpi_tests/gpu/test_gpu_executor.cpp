@@ -18,6 +18,7 @@
 #include "../support/fixtures.hpp"
 #include "eqntk/gpu/device.hpp"
 #include "eqntk/gpu/pair_executor.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/kernel/box.hpp"
 #include "eqntk/kernel/gram.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
@@ -28,6 +29,7 @@ using eqntk::gpu::Device;
 using eqntk::gpu::PairExecutor;
 using eqntk::gpu::PairRef;
 using namespace eqntk::kernel;
+using namespace eqntk::data;
 
 constexpr double kTol = 1e-12;
 
@@ -186,8 +188,8 @@ TEST_P(GpuSymmetry, PooledP4KernelIsInvariantUnderAll16RotationPairs) {
   std::vector<Image> rx, rx2;
   std::vector<SelfChain> cx, cx2;
   for (int r = 0; r < 4; ++r) {
-    rx.push_back(rot90(x.view(), r));
-    rx2.push_back(rot90(x2.view(), r));
+    rx.push_back(eqntk::group::rot90(x.view(), r));
+    rx2.push_back(eqntk::group::rot90(x2.view(), r));
   }
   for (int r = 0; r < 4; ++r) {
     cx.push_back(exec.self_chain(rx[static_cast<std::size_t>(r)].view()));
@@ -214,7 +216,7 @@ TEST_P(GpuSymmetry, GcnnEqualsOrbitAveragedCnn) {
   const KernelValue g = device_pair(p4, x, x2);
   KernelValue avg;
   for (int r = 0; r < 4; ++r) {
-    const KernelValue c = device_pair(cnn, x, rot90(x2.view(), r));
+    const KernelValue c = device_pair(cnn, x, eqntk::group::rot90(x2.view(), r));
     avg.nngp += c.nngp / 4;
     avg.ntk += c.ntk / 4;
   }

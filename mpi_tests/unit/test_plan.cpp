@@ -5,6 +5,7 @@
 #include "eqntk/kernel/plan.hpp"
 
 using namespace eqntk::kernel;
+using namespace eqntk::data;
 
 namespace {
 

@@ -144,8 +144,8 @@ int kernel_command(const std::vector<std::string>& args) {
       }
       const auto layout = layout_text == "nhwc" ? io::ImageLayout::nhwc : io::ImageLayout::nchw;
       const kernel::Architecture arch = kernel::Architecture::parse(vm["arch"].as<std::string>());
-      const kernel::ImageSet x1 = io::load_images(vm["x1"].as<std::string>(), layout, false);
-      kernel::ImageSet x2;
+      const data::ImageSet x1 = io::load_images(vm["x1"].as<std::string>(), layout, false);
+      data::ImageSet x2;
       const bool two = vm.count("x2") != 0u;
       if (two) {
         x2 = io::load_images(vm["x2"].as<std::string>(), layout, false);

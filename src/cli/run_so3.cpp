@@ -39,7 +39,7 @@ void load_so3(const RunConfig& c, io::Dataset& data, So3Items& items) {
                             " available");
   }
   const auto stand_in = [](std::int64_t count) {
-    return kernel::ImageSet{{1, 1, 1}, count, std::vector<double>(static_cast<std::size_t>(count), 0.0)};
+    return data::ImageSet{{1, 1, 1}, count, std::vector<double>(static_cast<std::size_t>(count), 0.0)};
   };
   io::Preprocessing prep = c.prep;
   prep.standardize = false;

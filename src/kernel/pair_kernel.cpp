@@ -19,8 +19,8 @@ PairKernel::~PairKernel() = default;
 PairKernel::PairKernel(PairKernel&&) noexcept = default;
 PairKernel& PairKernel::operator=(PairKernel&&) noexcept = default;
 
-void PairKernel::check_input(const ImageView& x) const {
-  const InputShape want = net_.input_shape();
+void PairKernel::check_input(const data::ImageView& x) const {
+  const data::InputShape want = net_.input_shape();
   if (!(x.shape() == want))
     throw InvalidArgument("image shape " + std::to_string(x.channels) + "x" + std::to_string(x.height) + "x" +
                           std::to_string(x.width) + " (CxHxW) does not match the network input " +
@@ -28,7 +28,7 @@ void PairKernel::check_input(const ImageView& x) const {
                           std::to_string(want.width));
 }
 
-SelfChain PairKernel::self_chain(const ImageView& x) {
+SelfChain PairKernel::self_chain(const data::ImageView& x) {
   check_input(x);
   SelfChain sc;
   sc.var.resize(net_.stages().size());
@@ -50,14 +50,14 @@ SelfChain PairKernel::self_chain(const ImageView& x) {
   return sc;
 }
 
-KernelValue PairKernel::evaluate(const ImageView& x, const SelfChain& sx, const ImageView& x2, const SelfChain& sx2) {
+KernelValue PairKernel::evaluate(const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2, const SelfChain& sx2) {
   check_input(x);
   check_input(x2);
   const KernelValue pooled = net_.diagonal_only() ? diagonal(x, &sx, x2, &sx2, nullptr) : spatial(x, sx, x2, sx2, nullptr);
   return head(pooled, &sx, &sx2, nullptr);
 }
 
-KernelValue PairKernel::evaluate_observed(const ImageView& x, const SelfChain& sx, const ImageView& x2,
+KernelValue PairKernel::evaluate_observed(const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2,
                                           const SelfChain& sx2, const BlockObserver& observer) {
   check_input(x);
   check_input(x2);
@@ -65,12 +65,12 @@ KernelValue PairKernel::evaluate_observed(const ImageView& x, const SelfChain& s
   return head(spatial(x, sx, x2, sx2, &observer), &sx, &sx2, nullptr);
 }
 
-KernelValue PairKernel::spatial(const ImageView& x, const SelfChain& sx, const ImageView& x2, const SelfChain& sx2,
+KernelValue PairKernel::spatial(const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2, const SelfChain& sx2,
                                 const BlockObserver* observer) {
   return spatial_(net_, x, sx, x2, sx2, *ws_, observer, nullptr);
 }
 
-KernelValue PairKernel::diagonal(const ImageView& x, const SelfChain* sx, const ImageView& x2, const SelfChain* sx2,
+KernelValue PairKernel::diagonal(const data::ImageView& x, const SelfChain* sx, const data::ImageView& x2, const SelfChain* sx2,
                                  SelfChain* record) {
   // Same-position entries c(t) = K_{(t,g),(t,g)}(x, x2): the window sum of a D4-symmetric window along
   // the diagonal does not depend on g, so every group and the CNN share this chain. (Never used with an

@@ -47,7 +47,7 @@ struct Workspace {
 /// With `record` (then sx, sx2 and *record are one object, the self pair x = x2), the variance map of
 /// every spatial nonlinearity is taken from the e-block diagonal of this very run and stored in record->var
 /// before its first use: the self chain of networks with avgpool (MATH.md §10).
-using SpatialFn = KernelValue (*)(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
+using SpatialFn = KernelValue (*)(const Network& net, const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2,
                                   const SelfChain& sx2, Workspace& ws, const BlockObserver* observer,
                                   SelfChain* record);
 
@@ -55,15 +55,15 @@ using SpatialFn = KernelValue (*)(const Network& net, const ImageView& x, const 
 [[nodiscard]] SpatialFn spatial_for(Isa isa);
 
 namespace isa_baseline {
-KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,
+KernelValue spatial(const Network&, const data::ImageView&, const SelfChain&, const data::ImageView&, const SelfChain&, Workspace&,
                     const BlockObserver*, SelfChain*);
 }
 namespace isa_avx2 {
-KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,
+KernelValue spatial(const Network&, const data::ImageView&, const SelfChain&, const data::ImageView&, const SelfChain&, Workspace&,
                     const BlockObserver*, SelfChain*);
 }
 namespace isa_avx512 {
-KernelValue spatial(const Network&, const ImageView&, const SelfChain&, const ImageView&, const SelfChain&, Workspace&,
+KernelValue spatial(const Network&, const data::ImageView&, const SelfChain&, const data::ImageView&, const SelfChain&, Workspace&,
                     const BlockObserver*, SelfChain*);
 }
 

@@ -206,7 +206,7 @@ inline std::int64_t source(std::int64_t o, std::int64_t off, std::int64_t move, 
 template <class S>
 struct Input {
   bool from_images = false;  // lift / first conv: K⁰ planes built from the two images on the fly
-  const ImageView* x = nullptr;
+  const data::ImageView* x = nullptr;
   const double* x2_padded = nullptr;  // the x' channels as padded planes (lift)
   S* k = nullptr;        // stored block (pre-activation until activated)
   S* t = nullptr;        // Θ block; equal to k while Θ = K (after a first layer, no nonlinearity yet)
@@ -427,7 +427,7 @@ bool next_wraps(const Network& net, std::size_t s) {
 }
 
 template <class S>
-KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
+KernelValue spatial_impl(const Network& net, const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2,
                          const SelfChain& sx2, Workspace& ws, const BlockObserver* observer, SelfChain* record) {
   const auto& stages = net.stages();
   const std::size_t readout = net.readout_stage();
@@ -627,7 +627,7 @@ KernelValue spatial_impl(const Network& net, const ImageView& x, const SelfChain
 
 }  // namespace
 
-KernelValue spatial(const Network& net, const ImageView& x, const SelfChain& sx, const ImageView& x2,
+KernelValue spatial(const Network& net, const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2,
                     const SelfChain& sx2, Workspace& ws, const BlockObserver* observer, SelfChain* record) {
   return ws.mixed ? spatial_impl<float>(net, x, sx, x2, sx2, ws, observer, record)
                   : spatial_impl<double>(net, x, sx, x2, sx2, ws, observer, record);

@@ -52,7 +52,7 @@ void recv_doubles(std::vector<double>& v) {
 }
 
 // The images `held` of a dense set, packed in order.
-std::vector<double> pack(const kernel::ImageSet& dense, const std::vector<std::int64_t>& held) {
+std::vector<double> pack(const data::ImageSet& dense, const std::vector<std::int64_t>& held) {
   const std::int64_t sz = dense.image_size();
   std::vector<double> out(static_cast<std::size_t>(sz * static_cast<std::int64_t>(held.size())));
   for (std::size_t k = 0; k < held.size(); ++k)
@@ -61,7 +61,7 @@ std::vector<double> pack(const kernel::ImageSet& dense, const std::vector<std::i
 }
 
 // Makes `set` hold exactly `held` (dense when that is every image).
-void adopt(kernel::ImageSet& set, std::vector<std::int64_t> held, std::vector<double> pixels) {
+void adopt(data::ImageSet& set, std::vector<std::int64_t> held, std::vector<double> pixels) {
   const bool all = static_cast<std::int64_t>(held.size()) == set.count;
   set.pixels = std::move(pixels);
   set.held = all ? std::vector<std::int64_t>{} : std::move(held);

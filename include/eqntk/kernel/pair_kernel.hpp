@@ -22,8 +22,8 @@
 #include <memory>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/kernel/head.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 
 namespace eqntk::kernel {
@@ -63,7 +63,7 @@ using BlockObserver = std::function<void(std::size_t stage, int delta, const Blo
 
 namespace detail {
 struct Workspace;
-using SpatialFn = KernelValue (*)(const Network&, const ImageView&, const SelfChain&, const ImageView&,
+using SpatialFn = KernelValue (*)(const Network&, const data::ImageView&, const SelfChain&, const data::ImageView&,
                                   const SelfChain&, Workspace&, const BlockObserver*, SelfChain*);
 }  // namespace detail
 
@@ -83,24 +83,24 @@ class PairKernel {
 
   /// Variance maps, head variances and the self-kernel of image x. Precondition: x.shape() equals
   /// the network's input shape (throws InvalidArgument otherwise).
-  [[nodiscard]] SelfChain self_chain(const ImageView& x);
+  [[nodiscard]] SelfChain self_chain(const data::ImageView& x);
 
   /// K(x, x2) and Θ(x, x2). sx, sx2 must be self_chain(x), self_chain(x2) of this network.
-  [[nodiscard]] KernelValue evaluate(const ImageView& x, const SelfChain& sx, const ImageView& x2,
+  [[nodiscard]] KernelValue evaluate(const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2,
                                      const SelfChain& sx2);
 
   /// As evaluate(), calling `observer` with every block of every spatial stage (tests, diagnostics).
   /// Not available on the diagonal-only path (throws InvalidArgument for flatten readouts).
-  [[nodiscard]] KernelValue evaluate_observed(const ImageView& x, const SelfChain& sx, const ImageView& x2,
+  [[nodiscard]] KernelValue evaluate_observed(const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2,
                                               const SelfChain& sx2, const BlockObserver& observer);
 
  private:
-  KernelValue spatial(const ImageView& x, const SelfChain& sx, const ImageView& x2, const SelfChain& sx2,
+  KernelValue spatial(const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2, const SelfChain& sx2,
                       const BlockObserver* observer);
-  KernelValue diagonal(const ImageView& x, const SelfChain* sx, const ImageView& x2, const SelfChain* sx2,
+  KernelValue diagonal(const data::ImageView& x, const SelfChain* sx, const data::ImageView& x2, const SelfChain* sx2,
                        SelfChain* record);
   KernelValue head(KernelValue pooled, const SelfChain* sx, const SelfChain* sx2, SelfChain* record) const;
-  void check_input(const ImageView& x) const;
+  void check_input(const data::ImageView& x) const;
 
   Network net_;
   std::unique_ptr<detail::Workspace> ws_;

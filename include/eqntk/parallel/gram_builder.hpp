@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/parallel/process_grid.hpp"
 #include "eqntk/error.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/problem.hpp"
 
