@@ -211,7 +211,8 @@ int run(const Args& args) {
   const kernel::Network p4(p4_arch, shape), cnn(cnn_arch, shape);
 
   // Evaluation points: on-data (training images), real test images, noise; each with its 4 rotations.
-  data::ImageSet noise{shape, args.n_noise, std::vector<double>(static_cast<std::size_t>(args.n_noise * plain.train.images.image_size()))};
+  data::ImageSet noise{shape, args.n_noise,
+                       std::vector<double>(static_cast<std::size_t>(args.n_noise * plain.train.images.image_size()))};
   std::mt19937_64 rng(args.seed ^ 0x6E6F697365ULL);
   std::normal_distribution<double> normal;
   for (double& v : noise.pixels) v = normal(rng);

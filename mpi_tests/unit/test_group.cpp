@@ -135,8 +135,8 @@ TEST(PointGroup, Rot90AgreesWithNumpysDocumentedOutput) {
   // numpy.fliplr: [[2,1,0],[5,4,3],[8,7,6]].
   EXPECT_EQ(transformed({0, 1}, x, 3), (std::vector<double>{2, 1, 0, 5, 4, 3, 8, 7, 6}));
   const eqntk::data::Image im{{1, 3, 3}, x};
-  EXPECT_EQ(eqntk::group::rot90(im.view(), 1).pixels, (std::vector<double>{2, 5, 8, 1, 4, 7, 0, 3, 6}));
-  EXPECT_EQ(eqntk::group::rot90(im.view(), -1).pixels, eqntk::group::rot90(im.view(), 3).pixels);
+  EXPECT_EQ(grp::rot90(im.view(), 1).pixels, (std::vector<double>{2, 5, 8, 1, 4, 7, 0, 3, 6}));
+  EXPECT_EQ(grp::rot90(im.view(), -1).pixels, grp::rot90(im.view(), 3).pixels);
 }
 
 TEST(PointGroup, ImageActionMatchesLiteralNumpyRules) {

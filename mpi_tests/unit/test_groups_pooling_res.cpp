@@ -206,8 +206,8 @@ TEST(GroupsSymmetry, PooledKernelsAreInvariantUnderEveryElementOfG) {
     const data::Image x2 = random_image(net.input_shape(), 80 + index);
     const ek::KernelValue base = fast_kernel(net, x.view(), x2.view());
     for (const grp::Element e : grp::elements(g)) {
-      const data::Image gx = eqntk::group::transform(x.view(), e);
-      const data::Image gx2 = eqntk::group::transform(x2.view(), e);
+      const data::Image gx = grp::transform(x.view(), e);
+      const data::Image gx2 = grp::transform(x2.view(), e);
       const ek::KernelValue left = fast_kernel(net, gx.view(), x2.view());
       const ek::KernelValue right = fast_kernel(net, x.view(), gx2.view());
       for (const ek::KernelValue& v : {left, right}) {
@@ -229,7 +229,7 @@ TEST(GroupsSymmetry, D2AndC4KernelsAreNotInvariantOutsideTheirGroup) {
     for (const grp::Element e : all_d4()) {
       if (grp::index_of(g, e) >= 0) continue;
       ++outside;
-      const data::Image gx2 = eqntk::group::transform(x2.view(), e);
+      const data::Image gx2 = grp::transform(x2.view(), e);
       const ek::KernelValue v = fast_kernel(net, x.view(), gx2.view());
       EXPECT_GT(deviation(v.ntk, base.ntk), 1e-6) << gname(g) << " (" << e.r << "," << e.m << ")";
     }
@@ -250,8 +250,8 @@ TEST(GroupsSymmetry, UnpooledKernelsAreEquivariant) {
     const ek::ReferenceKernel ref(net);
     const std::vector<ek::FullState> base = ref.trace(x.view(), x2.view());
     for (const grp::Element h : el) {
-      const data::Image hx = eqntk::group::transform(x.view(), h);
-      const data::Image hx2 = eqntk::group::transform(x2.view(), h);
+      const data::Image hx = grp::transform(x.view(), h);
+      const data::Image hx2 = grp::transform(x2.view(), h);
       const std::vector<ek::FullState> moved = ref.trace(hx.view(), hx2.view());
       double worst = 0.0;
       for (std::size_t s = 0; s < base.size(); ++s) {
@@ -291,7 +291,7 @@ TEST(GroupsSymmetry, EquivarianceCheckRejectsAWrongLabelAction) {
   const ek::ReferenceKernel ref(net);
   const ek::FullState b = ref.trace(x.view(), x2.view()).back();
   const grp::Element h{1, 0};
-  const ek::FullState a = ref.trace(eqntk::group::transform(x.view(), h).view(), eqntk::group::transform(x2.view(), h).view()).back();
+  const ek::FullState a = ref.trace(grp::transform(x.view(), h).view(), grp::transform(x2.view(), h).view()).back();
   double worst = 0.0;
   for (int r = 0; r < 8; ++r)
     for (int r2 = 0; r2 < 8; ++r2) {
@@ -323,7 +323,7 @@ TEST(GroupsSymmetry, GroupCnnEqualsOrbitAveragedCnnForEveryGroup) {
     const ek::KernelValue want_g = fast_kernel(gnet, x.view(), x2.view());
     ek::KernelValue avg;
     for (const grp::Element e : grp::elements(g)) {
-      const ek::KernelValue v = fast_kernel(cnet, x.view(), eqntk::group::transform(x2.view(), e).view());
+      const ek::KernelValue v = fast_kernel(cnet, x.view(), grp::transform(x2.view(), e).view());
       avg.nngp += v.nngp / grp::order(g);
       avg.ntk += v.ntk / grp::order(g);
     }

@@ -26,7 +26,8 @@ int run_so3(const RunConfig& c, const std::vector<std::string>& args, Clock::tim
   const auto t0 = Clock::now();
   io::So3Dataset so3_data;
   parallel::on_root([&] {
-    so3_data = io::load_so3_dataset({c.train_images, c.train_labels, c.test_images, c.test_labels}, c.so3.input(), c.prep);
+    so3_data =
+        io::load_so3_dataset({c.train_images, c.train_labels, c.test_images, c.test_labels}, c.so3.input(), c.prep);
     check_molecule_flags(c.so3, so3_data.items.kind, c.train_images, so3_data.items.band_limit);
   });
   io::Dataset& data = so3_data.data;

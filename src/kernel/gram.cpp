@@ -75,7 +75,8 @@ GramPair dense_gram(KernelProblem& problem, bool symmetric, int threads) {
   return g;
 }
 
-GramPair gram_matrices(const Network& net, const data::ImageSet& x1, const data::ImageSet* x2, int threads, Precision precision) {
+GramPair gram_matrices(const Network& net, const data::ImageSet& x1, const data::ImageSet* x2, int threads,
+                       Precision precision) {
   if (!(x1.shape == net.input_shape()) || (x2 != nullptr && !(x2->shape == net.input_shape())))
     throw InvalidArgument("gram_matrices: image shape does not match the network input");
   if (x2 == nullptr) {

@@ -112,7 +112,8 @@ class ImageItems {
   using Chain = SelfChain;
   /// Keeps references: net, train and test must outlive the problem. Throws InvalidArgument unless both
   /// sets have the network's input shape.
-  ImageItems(const Network& net, const data::ImageSet& train, const data::ImageSet& test, Precision precision = Precision::float64);
+  ImageItems(const Network& net, const data::ImageSet& train, const data::ImageSet& test,
+             Precision precision = Precision::float64);
   [[nodiscard]] std::int64_t count(int set) const { return set == 0 ? train_.count : test_.count; }
   [[nodiscard]] std::unique_ptr<Engine> make_engine() const { return std::make_unique<PairKernel>(net_, precision_); }
   [[nodiscard]] Chain self_chain(Engine& e, int set, std::int64_t i) const { return e.self_chain(images(set).view(i)); }

@@ -99,7 +99,8 @@ class ReferenceKernel {
 
  private:
   struct Chains;
-  void run_spatial(const data::ImageView& x, const data::ImageView& x2, Chains& chains, std::vector<FullState>* record) const;
+  void run_spatial(const data::ImageView& x, const data::ImageView& x2, Chains& chains,
+                   std::vector<FullState>* record) const;
   void check_input(const data::ImageView& x) const;
 
   Network net_;
