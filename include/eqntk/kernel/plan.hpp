@@ -91,6 +91,7 @@ struct Plan {
   std::vector<Unit> units;      ///< spatial units in stage order; the last one is the Readout
   std::vector<HeadLayer> head;  ///< the layers after the readout (kernel::apply_head)
   group::PointGroup group = group::PointGroup::C1;
+  InputShape input;             ///< the images' shape (the first Linear unit reads them)
   int blocks = 1;               ///< blocks B_h a pair needs: |G|, or 1 (h = e) for a flatten readout
   bool diagonal_only = false;   ///< flatten without avgpool: only same-position entries (MATH.md §4)
   bool self_full = false;       ///< an avgpool: self chains run the full recursion (MATH.md §10)
