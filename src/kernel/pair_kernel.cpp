@@ -27,7 +27,8 @@ struct Diagonal {
   SelfChain* record;  // the self chain being recorded (x = x2): its variances are the chain's own
   std::int64_t h = 0, w = 0;
   std::vector<double> k{}, t{}, nk{}, nt{};
-  std::vector<std::pair<std::vector<double>, std::vector<double>>> saved{};  // (K, Θ) per res slot
+  // (K, Θ) saved by each res slot
+  std::vector<std::pair<std::vector<double>, std::vector<double>>> saved{};
   KernelValue value{};  // the readout
 };
 
@@ -87,7 +88,8 @@ SelfChain PairKernel::self_chain(const ImageView& x) {
 KernelValue PairKernel::evaluate(const ImageView& x, const SelfChain& sx, const ImageView& x2, const SelfChain& sx2) {
   check_input(x);
   check_input(x2);
-  const KernelValue pooled = plan_.diagonal_only ? diagonal(x, &sx, x2, &sx2, nullptr) : spatial(x, sx, x2, sx2, nullptr);
+  const KernelValue pooled =
+      plan_.diagonal_only ? diagonal(x, &sx, x2, &sx2, nullptr) : spatial(x, sx, x2, sx2, nullptr);
   return head(pooled, &sx, &sx2, nullptr);
 }
 
@@ -114,7 +116,8 @@ KernelValue PairKernel::diagonal(const ImageView& x, const SelfChain* sx, const 
   d.k.assign(static_cast<std::size_t>(d.h * d.w), 0.0);
   const double inv_c = 1.0 / static_cast<double>(x.channels);
   for (std::int64_t c = 0; c < x.channels; ++c)
-    for (std::int64_t p = 0; p < d.h * d.w; ++p) d.k[p] += x.data[c * d.h * d.w + p] * x2.data[c * d.h * d.w + p] * inv_c;
+    for (std::int64_t p = 0; p < d.h * d.w; ++p)
+      d.k[p] += x.data[c * d.h * d.w + p] * x2.data[c * d.h * d.w + p] * inv_c;
   d.t.assign(d.k.size(), 0.0);
   d.saved.resize(static_cast<std::size_t>(plan_.saved_slots));
   for (const Unit& unit : plan_.units) std::visit([&d](const auto& u) { diag(u, d); }, unit);
@@ -123,7 +126,8 @@ KernelValue PairKernel::diagonal(const ImageView& x, const SelfChain* sx, const 
 
 KernelValue PairKernel::head(KernelValue v, const SelfChain* sx, const SelfChain* sx2, SelfChain* record) const {
   return apply_head(plan_.head, v, sx != nullptr ? sx->head_var.data() : nullptr,
-                    sx2 != nullptr ? sx2->head_var.data() : nullptr, record != nullptr ? record->head_var.data() : nullptr);
+                    sx2 != nullptr ? sx2->head_var.data() : nullptr,
+                    record != nullptr ? record->head_var.data() : nullptr);
 }
 
 }  // namespace eqntk::kernel

@@ -23,7 +23,8 @@ void Workspace::reserve(const Plan& plan, bool mixed_precision) {
       plane = std::max({plane, in_plane, out_plane});
     } else if (const auto* r = std::get_if<unit::ResBegin>(&unit)) {
       const std::int64_t n = r->h * r->w * r->h * (r->w + 2 * pad);
-      for (std::size_t k = 0; k < 2; ++k) saved[2 * static_cast<std::size_t>(r->slot) + k].assign(with_guards(n) * item, std::byte{0});
+      for (std::size_t k = 0; k < 2; ++k)
+        saved[2 * static_cast<std::size_t>(r->slot) + k].assign(with_guards(n) * item, std::byte{0});
     } else if (const auto* a = std::get_if<unit::AvgPool>(&unit)) {
       pool_plane = std::max(pool_plane, a->ih * a->iw);  // one cell's input planes, summed
     }
