@@ -50,7 +50,8 @@ struct Workspace {
 
 /// The readout value (before the dense head) of the spatial stages for one pair: gpool/gap = the mean over
 /// the blocks h and t, t' of the post-activation kernels at the readout; flatten (only after an avgpool) =
-/// the mean over t of the e-block diagonal. Preconditions as PairKernel::evaluate (not diagonal_only()).
+/// the mean over t of the e-block diagonal. Preconditions as PairKernel::evaluate; `plan` = compile(network),
+/// not diagonal_only.
 /// With `record` (then sx, sx2 and *record are one object, the self pair x = x2), the variance map of
 /// every spatial nonlinearity is taken from the e-block diagonal of this very run and stored in record->var
 /// before its first use: the self chain of networks with avgpool (MATH.md §10).
