@@ -9,6 +9,7 @@
 // variance maps (the self-kernel diagonals feeding each nonlinearity) come from a SelfChain computed once
 // per image and shared by every pair: from the diagonal-only recursion, or, when the network has an
 // avgpool (whose pooled diagonal needs off-diagonal self entries), from the self pair's full recursion.
+// Both paths run the network compiled once into a kernel::Plan (plan.hpp), one unit step per layer kind.
 //
 // Thread safety: a PairKernel owns its workspace; use one per thread. SelfChain is read-only in
 // evaluate() and may be shared. Results are a deterministic function of (network, x, x2): the same
@@ -25,6 +26,7 @@
 #include "eqntk/data/image.hpp"
 #include "eqntk/kernel/head.hpp"
 #include "eqntk/kernel/network.hpp"
+#include "eqntk/kernel/plan.hpp"
 
 namespace eqntk::kernel {
 
@@ -63,7 +65,7 @@ using BlockObserver = std::function<void(std::size_t stage, int delta, const Blo
 
 namespace detail {
 struct Workspace;
-using SpatialFn = KernelValue (*)(const Network&, const data::ImageView&, const SelfChain&, const data::ImageView&,
+using SpatialFn = KernelValue (*)(const Plan&, const data::ImageView&, const SelfChain&, const data::ImageView&,
                                   const SelfChain&, Workspace&, const BlockObserver*, SelfChain*);
 }  // namespace detail
 
@@ -103,6 +105,7 @@ class PairKernel {
   void check_input(const data::ImageView& x) const;
 
   Network net_;
+  Plan plan_;  // net_ compiled: what both the spatial and the diagonal-only chain run
   std::unique_ptr<detail::Workspace> ws_;
   detail::SpatialFn spatial_;
 };
