@@ -41,6 +41,7 @@
 #include "eqntk/blas_check.hpp"
 #include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
+#include "eqntk/kernel/plan.hpp"
 #include "eqntk/kernel/reference_kernel.hpp"
 
 extern "C" void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
@@ -53,6 +54,7 @@ int gpu_bench_main(double seconds, int gpu_index, int local_passes);  // tools/g
 namespace {
 
 using namespace eqntk::kernel;
+using namespace eqntk::data;
 using Clock = std::chrono::steady_clock;
 
 double thread_seconds() {
@@ -256,9 +258,10 @@ int main(int argc, char** argv) {
   const Network net(Architecture::parse(arch), {args.channels, args.size, args.size});
   const Image x = random_image(net.input_shape(), 1), y = random_image(net.input_shape(), 2);
   const double hw = static_cast<double>(args.size) * args.size;
-  const double entry_layers = net.rotations() * hw * hw * net.spatial_linear_layers();
+  const int layers = compile(net).linear_units();
+  const double entry_layers = net.rotations() * hw * hw * layers;
   std::printf("arch %s on %dx%dx%d, %d rotation block(s), %d spatial layers\n", arch.c_str(), args.size, args.size,
-              args.channels, net.rotations(), net.spatial_linear_layers());
+              args.channels, net.rotations(), layers);
 
   KernelValue v{};
   const double fast_pair = bench_fast(net, x, y, args.seconds, v);

@@ -44,11 +44,11 @@
 #include <string>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/finite/network.hpp"
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/kernel/architecture.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 #include "input_check.hpp"
@@ -56,8 +56,8 @@
 namespace {
 
 using eqntk::kernel::Architecture;
-using eqntk::kernel::ImageSet;
-using eqntk::kernel::InputShape;
+using eqntk::data::ImageSet;
+using eqntk::data::InputShape;
 using eqntk::kernel::Network;
 using Clock = std::chrono::steady_clock;
 

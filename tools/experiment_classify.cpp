@@ -36,10 +36,11 @@
 #include <string>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/group/point_group.hpp"
 #include "eqntk/io/dataset.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "experiment_common.hpp"
 
@@ -175,10 +176,10 @@ io::Dataset load_dataset(const Args& args, const std::string& name) {
   // Every test image by a seeded random element of D4: rotated and mirrored.
   const auto d4 = group::elements(group::PointGroup::D4);
   std::mt19937_64 rng(args.seed ^ 0x6434ULL);
-  kernel::ImageSet& t = data.test.images;
+  data::ImageSet& t = data.test.images;
   for (std::int64_t i = 0; i < t.count; ++i) {
     const group::Element g = d4[static_cast<std::size_t>(rng() % d4.size())];
-    const kernel::Image im = kernel::transform(t.view(i), g);
+    const data::Image im = group::transform(t.view(i), g);
     std::copy(im.pixels.begin(), im.pixels.end(), t.pixels.begin() + i * t.image_size());
   }
   return data;
@@ -238,7 +239,7 @@ int run(const Args& args) {
     const std::int64_t n_max = args.sizes.back(), kk = d.outputs();
     const auto perm = tools::seeded_permutation(d.train.images.count, args.seed ^ 0x7065726DULL);
     const std::vector<std::int64_t> first(perm.begin(), perm.begin() + n_max);
-    const kernel::ImageSet x = tools::select_images(d.train.images, first);
+    const data::ImageSet x = tools::select_images(d.train.images, first);
     std::vector<std::int64_t> labels;
     for (const auto p : first) labels.push_back(d.train.targets.classes[static_cast<std::size_t>(p)]);
     const std::vector<std::int64_t>& test_labels = d.test.targets.classes;

@@ -25,11 +25,12 @@
 #include <string_view>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/gram.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/parallel/dist_ops.hpp"
 #include "eqntk/solve/dynamics.hpp"
 
@@ -103,18 +104,18 @@ inline bool head_is_nonlinear(const kernel::Architecture& a) {
 }
 
 /// Every image of `x` rotated by r quarter turns (numpy.rot90, MATH §1).
-inline kernel::ImageSet rotated(const kernel::ImageSet& x, int r) {
-  kernel::ImageSet out{x.shape, x.count, std::vector<double>(x.pixels.size())};
+inline data::ImageSet rotated(const data::ImageSet& x, int r) {
+  data::ImageSet out{x.shape, x.count, std::vector<double>(x.pixels.size())};
   for (std::int64_t i = 0; i < x.count; ++i) {
-    const kernel::Image im = kernel::rot90(x.view(i), r);
+    const data::Image im = group::rot90(x.view(i), r);
     std::copy(im.pixels.begin(), im.pixels.end(), out.pixels.begin() + i * x.image_size());
   }
   return out;
 }
 
 /// The images of `x` at rows `rows`, in that order.
-inline kernel::ImageSet select_images(const kernel::ImageSet& x, const std::vector<std::int64_t>& rows) {
-  kernel::ImageSet out{x.shape, static_cast<std::int64_t>(rows.size()), {}};
+inline data::ImageSet select_images(const data::ImageSet& x, const std::vector<std::int64_t>& rows) {
+  data::ImageSet out{x.shape, static_cast<std::int64_t>(rows.size()), {}};
   out.pixels.reserve(rows.size() * static_cast<std::size_t>(x.image_size()));
   for (const auto r : rows)
     out.pixels.insert(out.pixels.end(), x.pixels.begin() + r * x.image_size(), x.pixels.begin() + (r + 1) * x.image_size());
@@ -122,8 +123,8 @@ inline kernel::ImageSet select_images(const kernel::ImageSet& x, const std::vect
 }
 
 /// Concatenation of image sets of one shape.
-inline kernel::ImageSet concat(const std::vector<const kernel::ImageSet*>& parts) {
-  kernel::ImageSet out{parts.front()->shape, 0, {}};
+inline data::ImageSet concat(const std::vector<const data::ImageSet*>& parts) {
+  data::ImageSet out{parts.front()->shape, 0, {}};
   for (const auto* p : parts) {
     if (!(p->shape == out.shape)) throw InvalidArgument("concat: image shapes differ");
     out.count += p->count;
@@ -139,7 +140,7 @@ struct Grams {
 };
 
 /// kernel::gram_matrices(net, x1, x2, threads), reshaped (x2 == nullptr: symmetric Gram of x1).
-inline Grams library_grams(const kernel::Network& net, const kernel::ImageSet& x1, const kernel::ImageSet* x2,
+inline Grams library_grams(const kernel::Network& net, const data::ImageSet& x1, const data::ImageSet* x2,
                            int threads) {
   const kernel::GramPair g = kernel::gram_matrices(net, x1, x2, threads);
   Grams out{Matrix(g.rows, g.cols), Matrix(g.rows, g.cols)};

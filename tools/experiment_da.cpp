@@ -38,9 +38,10 @@
 #include <string>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/group/point_group.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "experiment_common.hpp"
@@ -187,7 +188,7 @@ int run(const Args& args) {
   for (std::int64_t i = 0; i < args.symmetrize; ++i) {
     std::vector<double> sym(static_cast<std::size_t>(sz), 0.0);
     for (const group::Element e : elements) {
-      const kernel::Image gx = kernel::transform(plain.train.images.view(i), e);
+      const data::Image gx = group::transform(plain.train.images.view(i), e);
       for (std::size_t p = 0; p < sym.size(); ++p) sym[p] += gx.pixels[p] / static_cast<double>(m);
     }
     std::copy(sym.begin(), sym.end(), plain.train.images.pixels.begin() + i * sz);
@@ -200,28 +201,29 @@ int run(const Args& args) {
   augmented.train.targets.classes.clear();
   for (std::int64_t i = 0; i < plain.train.images.count; ++i)
     for (const group::Element e : elements) {
-      const kernel::Image gx = i < args.symmetrize ? kernel::transform(plain.train.images.view(i), {0, 0})
-                                                   : kernel::transform(plain.train.images.view(i), e);
+      const data::Image gx = i < args.symmetrize ? group::transform(plain.train.images.view(i), {0, 0})
+                                                   : group::transform(plain.train.images.view(i), e);
       augmented.train.images.pixels.insert(augmented.train.images.pixels.end(), gx.pixels.begin(), gx.pixels.end());
       augmented.train.targets.classes.push_back(plain.train.targets.classes[static_cast<std::size_t>(i)]);
     }
   const std::int64_t n = plain.train.images.count, k = plain.outputs();
-  const kernel::InputShape shape = plain.train.images.shape;
+  const data::InputShape shape = plain.train.images.shape;
   const kernel::Network p4(p4_arch, shape), cnn(cnn_arch, shape);
 
   // Evaluation points: on-data (training images), real test images, noise; each with its 4 rotations.
-  kernel::ImageSet noise{shape, args.n_noise, std::vector<double>(static_cast<std::size_t>(args.n_noise * plain.train.images.image_size()))};
+  data::ImageSet noise{shape, args.n_noise,
+                       std::vector<double>(static_cast<std::size_t>(args.n_noise * plain.train.images.image_size()))};
   std::mt19937_64 rng(args.seed ^ 0x6E6F697365ULL);
   std::normal_distribution<double> normal;
   for (double& v : noise.pixels) v = normal(rng);
   std::vector<std::int64_t> on_rows(static_cast<std::size_t>(args.n_on));
   for (std::int64_t i = 0; i < args.n_on; ++i) on_rows[static_cast<std::size_t>(i)] = i;
-  const kernel::ImageSet on = tools::select_images(plain.train.images, on_rows);
-  const kernel::ImageSet bases = tools::concat({&on, &plain.test.images, &noise});
-  kernel::ImageSet z{shape, m * bases.count, {}};
+  const data::ImageSet on = tools::select_images(plain.train.images, on_rows);
+  const data::ImageSet bases = tools::concat({&on, &plain.test.images, &noise});
+  data::ImageSet z{shape, m * bases.count, {}};
   for (std::int64_t b = 0; b < bases.count; ++b)
     for (const group::Element e : elements) {
-      const kernel::Image im = kernel::transform(bases.view(b), e);
+      const data::Image im = group::transform(bases.view(b), e);
       z.pixels.insert(z.pixels.end(), im.pixels.begin(), im.pixels.end());
     }
   struct Group {

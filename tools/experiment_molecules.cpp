@@ -63,6 +63,7 @@ namespace {
 
 namespace so3 = eqntk::so3;
 namespace kernel = eqntk::kernel;
+namespace data = eqntk::data;
 using Clock = std::chrono::steady_clock;
 using Matrix = Eigen::MatrixXd;
 using Vector = Eigen::VectorXd;
@@ -157,8 +158,8 @@ std::vector<double> features(const so3::Signal& x) {
   return v;
 }
 
-kernel::ImageSet atom_images(const std::vector<Atoms>& molecules) {
-  kernel::ImageSet set;
+data::ImageSet atom_images(const std::vector<Atoms>& molecules) {
+  data::ImageSet set;
   for (const Atoms& m : molecules)
     for (const so3::Signal& x : m) {
       const auto v = features(x);
@@ -199,9 +200,9 @@ Gram from_pair(const kernel::GramPair& g) {
 }
 
 Gram mlp_gram(const kernel::Network& net, const std::vector<Atoms>& rows, const std::vector<Atoms>* cols, int threads) {
-  const kernel::ImageSet r = atom_images(rows);
+  const data::ImageSet r = atom_images(rows);
   if (cols == nullptr) return molecule_sums(kernel::gram_matrices(net, r, nullptr, threads), rows, rows);
-  const kernel::ImageSet c = atom_images(*cols);
+  const data::ImageSet c = atom_images(*cols);
   return molecule_sums(kernel::gram_matrices(net, r, &c, threads), rows, *cols);
 }
 
@@ -369,7 +370,7 @@ int main(int argc, char** argv) {
       const std::vector<Atoms> one{{x}};
       std::vector<Atoms> turned(1);
       for (int r = 0; r < args.mc_rotations; ++r) turned[0].push_back(so3::rotate(x2, haar_rotation(rng)));
-      const kernel::ImageSet a = atom_images(one), b = atom_images(turned);
+      const data::ImageSet a = atom_images(one), b = atom_images(turned);
       const kernel::GramPair g = kernel::gram_matrices(mlp_net, a, &b, args.threads);
       double mean = 0, sq = 0;
       for (const double v : g.ntk) {

@@ -30,6 +30,7 @@ int gpu_bench_main(double seconds, int gpu_index, int local_passes);
 namespace {
 
 using namespace eqntk::kernel;
+using namespace eqntk::data;
 using Clock = std::chrono::steady_clock;
 
 double wall_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }

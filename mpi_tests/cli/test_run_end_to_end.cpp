@@ -37,13 +37,13 @@ constexpr const char* kArch = "lift:k=3:b=0.1,relu,gconv:k=3,relu,gpool,dense";
 struct Data {
   fs::path dir;
   std::int64_t n, m, size;
-  eqntk::kernel::ImageSet train, test;  // as the program sees them after standardisation (none here)
+  eqntk::data::ImageSet train, test;  // as the program sees them after standardisation (none here)
 };
 
-eqntk::kernel::ImageSet write_images(const fs::path& path, std::int64_t count, std::int64_t size, std::uint64_t seed) {
+eqntk::data::ImageSet write_images(const fs::path& path, std::int64_t count, std::int64_t size, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal;
-  eqntk::kernel::ImageSet s{{1, size, size}, count, {}};
+  eqntk::data::ImageSet s{{1, size, size}, count, {}};
   s.pixels.resize(static_cast<std::size_t>(count * size * size));
   for (double& v : s.pixels) v = normal(rng);
   const std::int64_t shape[4] = {count, size, size, 1};

@@ -19,6 +19,7 @@
 #include "../support/fixtures.hpp"
 #include "eqntk/gpu/device.hpp"
 #include "eqntk/gpu/pair_executor.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/kernel/box.hpp"
 #include "eqntk/kernel/gram.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
@@ -29,6 +30,7 @@ using eqntk::gpu::Device;
 using eqntk::gpu::PairExecutor;
 using eqntk::gpu::PairRef;
 using namespace eqntk::kernel;
+using namespace eqntk::data;
 
 constexpr double kTol = 1e-12;
 
@@ -261,8 +263,8 @@ TEST_P(GpuSymmetry, PooledP4KernelIsInvariantUnderAll16RotationPairs) {
   std::vector<Image> rx, rx2;
   std::vector<SelfChain> cx, cx2;
   for (int r = 0; r < 4; ++r) {
-    rx.push_back(rot90(x.view(), r));
-    rx2.push_back(rot90(x2.view(), r));
+    rx.push_back(eqntk::group::rot90(x.view(), r));
+    rx2.push_back(eqntk::group::rot90(x2.view(), r));
   }
   for (int r = 0; r < 4; ++r) {
     cx.push_back(exec.self_chain(rx[static_cast<std::size_t>(r)].view()));
@@ -289,7 +291,7 @@ TEST_P(GpuSymmetry, GcnnEqualsOrbitAveragedCnn) {
   const KernelValue g = device_pair(p4, x, x2);
   KernelValue avg;
   for (int r = 0; r < 4; ++r) {
-    const KernelValue c = device_pair(cnn, x, rot90(x2.view(), r));
+    const KernelValue c = device_pair(cnn, x, eqntk::group::rot90(x2.view(), r));
     avg.nngp += c.nngp / 4;
     avg.ntk += c.ntk / 4;
   }
@@ -318,8 +320,8 @@ TEST(GpuSymmetry, AvgpoolResidualKernelIsInvariantUnderTheGroup) {
     PairExecutor exec(net, *device());
     std::vector<Image> gx, gx2;
     for (const auto e : eqntk::group::elements(net.group())) {
-      gx.push_back(transform(x.view(), e));
-      gx2.push_back(transform(x2.view(), e));
+      gx.push_back(eqntk::group::transform(x.view(), e));
+      gx2.push_back(eqntk::group::transform(x2.view(), e));
     }
     std::vector<SelfChain> cx, cx2;
     for (std::size_t i = 0; i < gx.size(); ++i) {
@@ -335,7 +337,7 @@ TEST(GpuSymmetry, AvgpoolResidualKernelIsInvariantUnderTheGroup) {
       EXPECT_LE(rel(v[e].ntk, base.ntk), kTol) << "pair " << e;
     }
     if (std::string(g) == "C4") {
-      const KernelValue mirrored = device_pair(net, x, transform(x2.view(), {0, 1}));
+      const KernelValue mirrored = device_pair(net, x, eqntk::group::transform(x2.view(), {0, 1}));
       EXPECT_GT(rel(mirrored.ntk, base.ntk), 1e-6);
     }
   }

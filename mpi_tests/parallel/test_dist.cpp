@@ -34,20 +34,21 @@ using eqntk::testing::all_ranks;
 using eqntk::testing::max_over_ranks;
 namespace parallel = eqntk::parallel;
 namespace kernel = eqntk::kernel;
+namespace data = eqntk::data;
 namespace solve = eqntk::solve;
 namespace fs = std::filesystem;
 
-kernel::ImageSet random_images(std::int64_t count, kernel::InputShape shape, std::uint64_t seed) {
+data::ImageSet random_images(std::int64_t count, data::InputShape shape, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal;
-  kernel::ImageSet s{shape, count, {}};
+  data::ImageSet s{shape, count, {}};
   s.pixels.resize(static_cast<std::size_t>(count * s.image_size()));
   for (double& v : s.pixels) v = normal(rng);
   return s;
 }
 
 const char* kP4 = "lift:k=3:b=0.1,relu,gconv:k=3,relu,gpool,dense";
-constexpr kernel::InputShape kShape{2, 6, 6};
+constexpr data::InputShape kShape{2, 6, 6};
 
 // Every factorisation p·q of the rank count.
 std::vector<std::pair<int, int>> grids() {
@@ -88,8 +89,8 @@ bool same_bits(const parallel::DistMatrix& a, const std::vector<double>& serial,
 
 struct Fixture {
   kernel::Network net{kernel::Architecture::parse(kP4), kShape};
-  kernel::ImageSet train = random_images(11, kShape, 1);
-  kernel::ImageSet test = random_images(7, kShape, 2);
+  data::ImageSet train = random_images(11, kShape, 1);
+  data::ImageSet test = random_images(7, kShape, 2);
   kernel::GramPair serial_train = kernel::gram_matrices(net, train, nullptr);
   kernel::GramPair serial_test = kernel::gram_matrices(net, test, &train);
 };
@@ -505,7 +506,7 @@ TEST(DistributeDataset, EveryRankHoldsExactlyTheImagesOfItsTilesAndTheBuildIsUnc
   // Rank 0 owns the whole set; after distribute_dataset every rank holds held_images' share, pixel for
   // pixel, and the Gram matrices built from the shares are bitwise those of the serial engine.
   const std::int64_t n = 13, m = 5;
-  const kernel::ImageSet train = random_images(n, kShape, 41), test = random_images(m, kShape, 42);
+  const data::ImageSet train = random_images(n, kShape, 41), test = random_images(m, kShape, 42);
   const kernel::Network net(kernel::Architecture::parse(kP4), kShape);
   const kernel::GramPair serial_train = kernel::gram_matrices(net, train, nullptr);
   const kernel::GramPair serial_test = kernel::gram_matrices(net, test, &train);

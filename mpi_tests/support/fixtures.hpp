@@ -11,38 +11,38 @@
 #include <string>
 #include <vector>
 
-#include "eqntk/kernel/image.hpp"
+#include "eqntk/data/image.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
 namespace eqntk::testing {
 
 /// An image of independent standard normal pixels, the same for the same seed on every platform run
 /// with libstdc++ (mt19937_64 is specified; normal_distribution is libstdc++'s).
-inline kernel::Image gaussian_image(kernel::InputShape shape, std::uint64_t seed) {
+inline data::Image gaussian_image(data::InputShape shape, std::uint64_t seed) {
   std::mt19937_64 gen(seed);
   std::normal_distribution<double> normal(0.0, 1.0);
-  kernel::Image x{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width))};
+  data::Image x{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width))};
   for (double& v : x.pixels) v = normal(gen);
   return x;
 }
 
 /// A square-or-not image of pixels uniform in [−0.5, 1) (positive mean: pooled kernels far from zero).
-inline kernel::Image uniform_image(kernel::InputShape shape, std::uint64_t seed) {
+inline data::Image uniform_image(data::InputShape shape, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-0.5, 1.0);
-  kernel::Image img{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width))};
+  data::Image img{shape, std::vector<double>(static_cast<std::size_t>(shape.channels * shape.height * shape.width))};
   for (double& v : img.pixels) v = u(rng);
   return img;
 }
 
 /// `arch` on channels × size × size images.
 inline kernel::Network make_network(const std::string& arch, std::int64_t channels, std::int64_t size) {
-  return kernel::Network(kernel::Architecture::parse(arch), kernel::InputShape{channels, size, size});
+  return kernel::Network(kernel::Architecture::parse(arch), data::InputShape{channels, size, size});
 }
 
 /// The fast path exactly as production uses it: self_chain per image, then evaluate.
-inline kernel::KernelValue fast_kernel(const kernel::Network& net, const kernel::ImageView& x,
-                                       const kernel::ImageView& x2) {
+inline kernel::KernelValue fast_kernel(const kernel::Network& net, const data::ImageView& x,
+                                       const data::ImageView& x2) {
   kernel::PairKernel pk(net);
   const kernel::SelfChain s1 = pk.self_chain(x);
   const kernel::SelfChain s2 = pk.self_chain(x2);

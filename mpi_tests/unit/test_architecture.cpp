@@ -167,7 +167,7 @@ TEST(Architecture, RejectsEachRuleOfSection10NamingTheToken) {
 }
 
 TEST(Network, RejectsShapeRulesOfSection10) {
-  const auto error = [](const std::string& arch, eqntk::kernel::InputShape shape) -> std::string {
+  const auto error = [](const std::string& arch, eqntk::data::InputShape shape) -> std::string {
     try {
       (void)Network(Architecture::parse(arch), shape);
     } catch (const InvalidArgument& e) {

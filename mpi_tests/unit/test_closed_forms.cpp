@@ -37,14 +37,15 @@
 #include <vector>
 
 #include "../support/fixtures.hpp"
+#include "eqntk/data/image.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/kernel/architecture.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
 using eqntk::kernel::Architecture;
-using eqntk::kernel::Image;
-using eqntk::kernel::InputShape;
+using eqntk::data::Image;
+using eqntk::data::InputShape;
 using eqntk::kernel::KernelValue;
 using eqntk::kernel::Network;
 using eqntk::kernel::PairKernel;
@@ -836,7 +837,7 @@ TEST(GramMatrix, ReluNtkAtCollinearEntriesIsSymmetric) {
     for (const std::size_t base : {std::size_t{1}, std::size_t{2}, std::size_t{5}}) {
       const Image& x = xs[base];
       std::vector<Image> partners;
-      for (int r = 1; r < 4; ++r) partners.push_back(eqntk::kernel::rot90(x.view(), r));
+      for (int r = 1; r < 4; ++r) partners.push_back(eqntk::group::rot90(x.view(), r));
       partners.push_back(x);
       for (double& v : partners.back().pixels) v *= 2;
       const auto sx = pk.self_chain(x.view());

@@ -31,11 +31,12 @@
 #include <vector>
 
 #include "../support/fixtures.hpp"
+#include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
 #include "eqntk/finite/network.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/architecture.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
@@ -43,9 +44,9 @@ using eqntk::finite::FiniteNetwork;
 using eqntk::finite::ParameterBlock;
 using eqntk::finite::ParameterKind;
 using eqntk::kernel::Architecture;
-using eqntk::kernel::Image;
-using eqntk::kernel::ImageSet;
-using eqntk::kernel::InputShape;
+using eqntk::data::Image;
+using eqntk::data::ImageSet;
+using eqntk::data::InputShape;
 using eqntk::kernel::LayerKind;
 using eqntk::kernel::Network;
 using eqntk::kernel::Padding;
@@ -356,7 +357,7 @@ TEST(FiniteSymmetry, GroupPooledNetworkIsInvariantUnderAllFourRotations) {
       const Image x = gaussian_image(net.input_shape(), 4);
       const double f0 = f.forward(x.view());
       for (int r = 0; r < 4; ++r) {
-        const Image xr = eqntk::kernel::rot90(x.view(), r);
+        const Image xr = eqntk::group::rot90(x.view(), r);
         EXPECT_NEAR(f.forward(xr.view()), f0, 1e-12 * std::max(1.0, std::abs(f0))) << "r = " << r;
       }
     }
@@ -375,7 +376,7 @@ TEST(FiniteSymmetry, EveryPointGroupNetworkIsInvariantUnderItsGroupOnly) {
     const Image x = gaussian_image(net.input_shape(), 5);
     const double f0 = f.forward(x.view());
     for (const eqntk::group::Element e : d4) {
-      const double fe = f.forward(eqntk::kernel::transform(x.view(), e).view());
+      const double fe = f.forward(eqntk::group::transform(x.view(), e).view());
       if (eqntk::group::index_of(g, e) >= 0)
         EXPECT_NEAR(fe, f0, 1e-12 * std::max(1.0, std::abs(f0))) << "(" << e.r << "," << e.m << ")";
       else
@@ -397,7 +398,7 @@ TEST(FiniteSymmetry, GroupFeatureMapsAreEquivariant) {
     std::vector<std::vector<double>> base;
     for (std::size_t s : {0u, 2u}) base.emplace_back(f.stage_output(s).begin(), f.stage_output(s).end());
     for (int rho = 0; rho < 4; ++rho) {
-      const Image xr = eqntk::kernel::rot90(x.view(), rho);
+      const Image xr = eqntk::group::rot90(x.view(), rho);
       (void)f.forward(xr.view());
       for (std::size_t idx = 0; idx < 2; ++idx) {
         const Stage& st = net.stages()[idx == 0 ? 0 : 2];
@@ -406,8 +407,8 @@ TEST(FiniteSymmetry, GroupFeatureMapsAreEquivariant) {
         for (std::int64_t o = 0; o < 3; ++o)
           for (int r = 0; r < 4; ++r) {
             const int r_src = ((r - rho) % 4 + 4) % 4;
-            const eqntk::kernel::ImageView slice{base[idx].data() + (o * 4 + r_src) * hw, 1, st.h_out, st.w_out};
-            const Image want = eqntk::kernel::rot90(slice, rho);
+            const eqntk::data::ImageView slice{base[idx].data() + (o * 4 + r_src) * hw, 1, st.h_out, st.w_out};
+            const Image want = eqntk::group::rot90(slice, rho);
             for (std::int64_t k = 0; k < hw; ++k)
               ASSERT_NEAR(got[static_cast<std::size_t>((o * 4 + r) * hw + k)], want.pixels[static_cast<std::size_t>(k)],
                           1e-12)
@@ -425,7 +426,7 @@ TEST(FiniteSymmetry, CnnIsNotInvariant) {
   const Image x = gaussian_image(net.input_shape(), 4);
   const double f0 = f.forward(x.view());
   for (int r = 1; r < 4; ++r) {
-    const Image xr = eqntk::kernel::rot90(x.view(), r);
+    const Image xr = eqntk::group::rot90(x.view(), r);
     EXPECT_GT(std::abs(f.forward(xr.view()) - f0), 1e-3 * std::abs(f0)) << "r = " << r;
   }
 }

@@ -6,9 +6,10 @@
 #include <array>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/group/point_group.hpp"
-#include "eqntk/kernel/image.hpp"
 
 namespace {
 
@@ -133,9 +134,9 @@ TEST(PointGroup, Rot90AgreesWithNumpysDocumentedOutput) {
   EXPECT_EQ(transformed({1, 0}, x, 3), (std::vector<double>{2, 5, 8, 1, 4, 7, 0, 3, 6}));
   // numpy.fliplr: [[2,1,0],[5,4,3],[8,7,6]].
   EXPECT_EQ(transformed({0, 1}, x, 3), (std::vector<double>{2, 1, 0, 5, 4, 3, 8, 7, 6}));
-  const eqntk::kernel::Image im{{1, 3, 3}, x};
-  EXPECT_EQ(eqntk::kernel::rot90(im.view(), 1).pixels, (std::vector<double>{2, 5, 8, 1, 4, 7, 0, 3, 6}));
-  EXPECT_EQ(eqntk::kernel::rot90(im.view(), -1).pixels, eqntk::kernel::rot90(im.view(), 3).pixels);
+  const eqntk::data::Image im{{1, 3, 3}, x};
+  EXPECT_EQ(grp::rot90(im.view(), 1).pixels, (std::vector<double>{2, 5, 8, 1, 4, 7, 0, 3, 6}));
+  EXPECT_EQ(grp::rot90(im.view(), -1).pixels, grp::rot90(im.view(), 3).pixels);
 }
 
 TEST(PointGroup, ImageActionMatchesLiteralNumpyRules) {

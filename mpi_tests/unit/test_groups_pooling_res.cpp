@@ -20,15 +20,17 @@
 #include <vector>
 
 #include "../support/fixtures.hpp"
+#include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/group/point_group.hpp"
 #include "eqntk/kernel/architecture.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 #include "eqntk/kernel/reference_kernel.hpp"
 
 namespace ek = eqntk::kernel;
+namespace data = eqntk::data;
 namespace grp = eqntk::group;
 using grp::PointGroup;
 
@@ -96,8 +98,8 @@ TEST(GroupsFastVsReference, PooledKernelsAgreeOverTheCoveringSet) {
   std::uint64_t seed = 11;
   for (const Case& c : covering_cases()) {
     const ek::Network net = make_network(c.arch, c.channels, c.size);
-    const ek::Image x = random_image(net.input_shape(), seed++);
-    const ek::Image x2 = random_image(net.input_shape(), seed++);
+    const data::Image x = random_image(net.input_shape(), seed++);
+    const data::Image x2 = random_image(net.input_shape(), seed++);
     const ek::KernelValue want = ek::ReferenceKernel(net).evaluate(x.view(), x2.view());
     const ek::KernelValue got = fast_kernel(net, x.view(), x2.view());
     const double d = std::max(deviation(got.nngp, want.nngp), deviation(got.ntk, want.ntk));
@@ -112,7 +114,7 @@ TEST(GroupsFastVsReference, SelfKernelsAgreeWithTheReference) {
   // The Gram diagonal K(x, x) comes from the self chain (full recursion once an avgpool is present).
   for (const Case& c : covering_cases()) {
     const ek::Network net = make_network(c.arch, c.channels, c.size);
-    const ek::Image x = random_image(net.input_shape(), 99);
+    const data::Image x = random_image(net.input_shape(), 99);
     ek::PairKernel pk(net);
     const ek::KernelValue got = pk.self_chain(x.view()).self;
     const ek::KernelValue want = ek::ReferenceKernel(net).evaluate(x.view(), x.view());
@@ -137,8 +139,8 @@ TEST(GroupsFastVsReference, BlocksAgreeAfterEveryStage) {
   for (const std::string& arch : archs) {
     const ek::Network net = make_network(arch, 2, arch.find("pad=valid") != std::string::npos ? 8 : 6);
     const auto el = grp::elements(net.group());
-    const ek::Image x = random_image(net.input_shape(), seed++);
-    const ek::Image x2 = random_image(net.input_shape(), seed++);
+    const data::Image x = random_image(net.input_shape(), seed++);
+    const data::Image x2 = random_image(net.input_shape(), seed++);
     const std::vector<ek::FullState> want = ek::ReferenceKernel(net).trace(x.view(), x2.view());
     ek::PairKernel pk(net);
     const ek::SelfChain s1 = pk.self_chain(x.view());
@@ -200,12 +202,12 @@ TEST(GroupsSymmetry, PooledKernelsAreInvariantUnderEveryElementOfG) {
   for (const PointGroup g : grp::kAllGroups) {
     const std::string pad = pads[index++ % 3];
     const ek::Network net = make_network(symmetric_arch(g, pad), 2, symmetric_size(pad));
-    const ek::Image x = random_image(net.input_shape(), 70 + index);
-    const ek::Image x2 = random_image(net.input_shape(), 80 + index);
+    const data::Image x = random_image(net.input_shape(), 70 + index);
+    const data::Image x2 = random_image(net.input_shape(), 80 + index);
     const ek::KernelValue base = fast_kernel(net, x.view(), x2.view());
     for (const grp::Element e : grp::elements(g)) {
-      const ek::Image gx = ek::transform(x.view(), e);
-      const ek::Image gx2 = ek::transform(x2.view(), e);
+      const data::Image gx = grp::transform(x.view(), e);
+      const data::Image gx2 = grp::transform(x2.view(), e);
       const ek::KernelValue left = fast_kernel(net, gx.view(), x2.view());
       const ek::KernelValue right = fast_kernel(net, x.view(), gx2.view());
       for (const ek::KernelValue& v : {left, right}) {
@@ -220,14 +222,14 @@ TEST(GroupsSymmetry, D2AndC4KernelsAreNotInvariantOutsideTheirGroup) {
   // The transformations of D4 outside G change the kernel at the 1e-3 level, far above rounding.
   for (const PointGroup g : {PointGroup::D2, PointGroup::C4}) {
     const ek::Network net = make_network(symmetric_arch(g, "same"), 2, 8);
-    const ek::Image x = random_image(net.input_shape(), 5);
-    const ek::Image x2 = random_image(net.input_shape(), 6);
+    const data::Image x = random_image(net.input_shape(), 5);
+    const data::Image x2 = random_image(net.input_shape(), 6);
     const ek::KernelValue base = fast_kernel(net, x.view(), x2.view());
     int outside = 0;
     for (const grp::Element e : all_d4()) {
       if (grp::index_of(g, e) >= 0) continue;
       ++outside;
-      const ek::Image gx2 = ek::transform(x2.view(), e);
+      const data::Image gx2 = grp::transform(x2.view(), e);
       const ek::KernelValue v = fast_kernel(net, x.view(), gx2.view());
       EXPECT_GT(deviation(v.ntk, base.ntk), 1e-6) << gname(g) << " (" << e.r << "," << e.m << ")";
     }
@@ -243,13 +245,13 @@ TEST(GroupsSymmetry, UnpooledKernelsAreEquivariant) {
                              ",relu,res(gconv:k=3:b=0.1,erf,gconv:k=1),avgpool:s=2,gconv:k=3:pad=circular,relu,gpool,dense";
     const ek::Network net = make_network(arch, 1, 6);
     const auto el = grp::elements(g);
-    const ek::Image x = random_image(net.input_shape(), 31);
-    const ek::Image x2 = random_image(net.input_shape(), 32);
+    const data::Image x = random_image(net.input_shape(), 31);
+    const data::Image x2 = random_image(net.input_shape(), 32);
     const ek::ReferenceKernel ref(net);
     const std::vector<ek::FullState> base = ref.trace(x.view(), x2.view());
     for (const grp::Element h : el) {
-      const ek::Image hx = ek::transform(x.view(), h);
-      const ek::Image hx2 = ek::transform(x2.view(), h);
+      const data::Image hx = grp::transform(x.view(), h);
+      const data::Image hx2 = grp::transform(x2.view(), h);
       const std::vector<ek::FullState> moved = ref.trace(hx.view(), hx2.view());
       double worst = 0.0;
       for (std::size_t s = 0; s < base.size(); ++s) {
@@ -284,12 +286,12 @@ TEST(GroupsSymmetry, EquivarianceCheckRejectsAWrongLabelAction) {
   // The same check with labels moved by g·h instead of h·g must fail for the non-abelian D4.
   const ek::Network net = make_network("lift:k=3:group=D4,relu,gconv:k=3,gpool,dense", 1, 5);
   const auto el = grp::elements(PointGroup::D4);
-  const ek::Image x = random_image(net.input_shape(), 41);
-  const ek::Image x2 = random_image(net.input_shape(), 42);
+  const data::Image x = random_image(net.input_shape(), 41);
+  const data::Image x2 = random_image(net.input_shape(), 42);
   const ek::ReferenceKernel ref(net);
   const ek::FullState b = ref.trace(x.view(), x2.view()).back();
   const grp::Element h{1, 0};
-  const ek::FullState a = ref.trace(ek::transform(x.view(), h).view(), ek::transform(x2.view(), h).view()).back();
+  const ek::FullState a = ref.trace(grp::transform(x.view(), h).view(), grp::transform(x2.view(), h).view()).back();
   double worst = 0.0;
   for (int r = 0; r < 8; ++r)
     for (int r2 = 0; r2 < 8; ++r2) {
@@ -316,12 +318,12 @@ TEST(GroupsSymmetry, GroupCnnEqualsOrbitAveragedCnnForEveryGroup) {
     }
     const ek::Network gnet = make_network(garch, 2, 6);
     const ek::Network cnet = make_network(carch, 2, 6);
-    const ek::Image x = random_image(gnet.input_shape(), 200);
-    const ek::Image x2 = random_image(gnet.input_shape(), 201);
+    const data::Image x = random_image(gnet.input_shape(), 200);
+    const data::Image x2 = random_image(gnet.input_shape(), 201);
     const ek::KernelValue want_g = fast_kernel(gnet, x.view(), x2.view());
     ek::KernelValue avg;
     for (const grp::Element e : grp::elements(g)) {
-      const ek::KernelValue v = fast_kernel(cnet, x.view(), ek::transform(x2.view(), e).view());
+      const ek::KernelValue v = fast_kernel(cnet, x.view(), grp::transform(x2.view(), e).view());
       avg.nngp += v.nngp / grp::order(g);
       avg.ntk += v.ntk / grp::order(g);
     }
@@ -367,8 +369,8 @@ TEST(GroupsClosedForm, LinearNetworkWithAvgpoolAndResidualBlockIsAQuadraticForm)
   const std::int64_t n = 6, m = 3;
   const double w1 = 1.3, w2 = 0.7, wd = 1.1, bd = 0.4;
   const ek::Network net = make_network("conv:k=3:w=1.3,id,avgpool:s=2,res(conv:k=3:w=0.7),gap,dense:w=1.1:b=0.4", 1, n);
-  const ek::Image x = random_image(net.input_shape(), 7);
-  const ek::Image x2 = random_image(net.input_shape(), 8);
+  const data::Image x = random_image(net.input_shape(), 7);
+  const data::Image x2 = random_image(net.input_shape(), 8);
   const Eigen::Map<const Vec> xv(x.pixels.data(), n * n), x2v(x2.pixels.data(), n * n);
   const Mat p = cell_average(n, 2);
   Mat qa = Mat::Zero(n * n, n * n), qf = Mat::Zero(n * n, n * n);
@@ -407,8 +409,8 @@ TEST(GroupsFastVsReference, EveryGroupAndPaddingAgree) {
       const std::string arch = "lift:k=3:pad=" + pad + ":group=" + gname(g) + ":b=0.1,erf,res(gconv:k=3:pad=" + body_pad +
                                ",relu,gconv:k=1),avgpool:s=2,gconv:k=3:pad=" + pad + ",id,gpool,dense";
       const ek::Network net = make_network(arch, 2, pad == "valid" ? 8 : 6);
-      const ek::Image x = random_image(net.input_shape(), seed++);
-      const ek::Image x2 = random_image(net.input_shape(), seed++);
+      const data::Image x = random_image(net.input_shape(), seed++);
+      const data::Image x2 = random_image(net.input_shape(), seed++);
       const ek::KernelValue want = ek::ReferenceKernel(net).evaluate(x.view(), x2.view());
       const ek::KernelValue got = fast_kernel(net, x.view(), x2.view());
       const double d = std::max(deviation(got.nngp, want.nngp), deviation(got.ntk, want.ntk));
@@ -421,8 +423,8 @@ TEST(GroupsFastVsReference, MixedPrecisionStaysCloseWithAvgpoolAndResidualBlocks
   // float32 storage (Precision::mixed) through the recorded self chain: ~1e-6 relative, not 1e-12.
   const ek::Network net = make_network(
       "lift:k=3:group=p4m,relu,res(gconv:k=3,relu,gconv:k=3),avgpool:s=2,gconv:k=3,erf,flatten,dense,relu,dense", 2, 6);
-  const ek::Image x = random_image(net.input_shape(), 1);
-  const ek::Image x2 = random_image(net.input_shape(), 2);
+  const data::Image x = random_image(net.input_shape(), 1);
+  const data::Image x2 = random_image(net.input_shape(), 2);
   const ek::KernelValue want = fast_kernel(net, x.view(), x2.view());
   ek::PairKernel mixed(net, ek::Precision::mixed);
   const ek::SelfChain s1 = mixed.self_chain(x.view()), s2 = mixed.self_chain(x2.view());

@@ -5,6 +5,7 @@
 #include "eqntk/kernel/plan.hpp"
 
 using namespace eqntk::kernel;
+using namespace eqntk::data;
 
 namespace {
 
@@ -39,6 +40,7 @@ TEST(Plan, StandardP4NetworkFusesItsLastLayer) {
   EXPECT_EQ(p.linear_units(), 2);
   EXPECT_FALSE(p.diagonal_only);
   EXPECT_EQ(p.head.size(), 1u);
+  EXPECT_EQ(p.input, (InputShape{2, 8, 8}));
 }
 
 TEST(Plan, CircularReadersAskForWrappedPads) {
@@ -78,4 +80,18 @@ TEST(Plan, FlattenWithoutPoolingIsDiagonalOnly) {
   EXPECT_TRUE(p.diagonal_only);
   EXPECT_FALSE(p.self_full);
   EXPECT_EQ(p.fusable_last, Plan::npos);
+}
+
+TEST(Plan, AnMlpIsOnlyItsReadout) {
+  const Plan p = plan_of("flatten,dense,relu,dense", 2, 3, 4);
+  ASSERT_EQ(p.units.size(), 1u);
+  const auto& r = std::get<unit::Readout>(p.units[0]);
+  EXPECT_EQ(r.kind, LayerKind::flatten);
+  EXPECT_EQ(r.h, 3);
+  EXPECT_EQ(r.w, 4);
+  EXPECT_TRUE(p.diagonal_only);
+  EXPECT_EQ(p.linear_units(), 0);
+  EXPECT_EQ(p.max_p, 0);
+  EXPECT_EQ(p.input, (InputShape{2, 3, 4}));
+  EXPECT_EQ(p.head.size(), 3u);
 }

@@ -11,6 +11,7 @@
 namespace {
 
 using namespace eqntk::kernel;
+using namespace eqntk::data;
 using eqntk::testing::gaussian_image;
 
 // Each stored value is rounded to float32 (relative 2^-24 ≈ 6e-8) once per layer; the recursion is

@@ -28,15 +28,17 @@
 #include <vector>
 
 #include "../support/fixtures.hpp"
+#include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/dual.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 #include "eqntk/kernel/reference_kernel.hpp"
 
 namespace ek = eqntk::kernel;
+namespace data = eqntk::data;
 
 using eqntk::testing::deviation;
 using eqntk::testing::fast_kernel;
@@ -136,8 +138,8 @@ std::vector<GridCase> grid(bool p4, Readout readout) {
 void compare_pooled(const GridCase& c, FailureLog& log) {
   ++log.cases;
   const ek::Network net = make_network(c.arch, c.channels, c.size);
-  const ek::Image x = random_image(net.input_shape(), c.seed);
-  const ek::Image x2 = random_image(net.input_shape(), c.seed + 7919);
+  const data::Image x = random_image(net.input_shape(), c.seed);
+  const data::Image x2 = random_image(net.input_shape(), c.seed + 7919);
   const ek::ReferenceKernel ref(net);
   const ek::KernelValue want = ref.evaluate(x.view(), x2.view());
   const ek::KernelValue got = fast_kernel(net, x.view(), x2.view());
@@ -171,7 +173,7 @@ TEST(ReferenceKernel, OnePixelImageMatchesClosedForm) {
   // gconv's s-sum adds 4 equal terms of the single pixel: K² = σ_w²/9 · Σ + σ_b², Θ² = K² + σ_w²/9 Σ̇Θ¹.
   const ek::Network net = make_network("lift:k=3:w=1.5:b=0.5,relu,gconv:k=3:w=0.8:b=0.3,gpool,dense:w=2:b=0.1", 2, 1);
   const std::vector<double> xv{0.7, -0.2}, x2v{0.4, 0.9};
-  const ek::ImageView x{xv.data(), 2, 1, 1}, x2{x2v.data(), 2, 1, 1};
+  const data::ImageView x{xv.data(), 2, 1, 1}, x2{x2v.data(), 2, 1, 1};
   const auto lift = [](double k0) { return 1.5 * 1.5 / 9 * k0 + 0.25; };
   const double k1 = lift((0.7 * 0.4 - 0.2 * 0.9) / 2);
   const double q1 = lift((0.7 * 0.7 + 0.2 * 0.2) / 2);
@@ -194,8 +196,8 @@ TEST(ReferenceKernel, ValidLiftOnWindowSizedImageIsRotatedInnerProduct) {
   // because (ρ(m)x)(c + y) = x(c + R^{−m} y) for ρ = numpy.rot90 (MATH.md §1). This pins the rotation
   // direction of the reference to image.hpp's rot90 independently of the fast engine.
   const ek::Network net = make_network("lift:k=5:pad=valid:w=1.2,relu,gpool,dense", 2, 5);
-  const ek::Image x = random_image(net.input_shape(), 11);
-  const ek::Image x2 = random_image(net.input_shape(), 12);
+  const data::Image x = random_image(net.input_shape(), 11);
+  const data::Image x2 = random_image(net.input_shape(), 12);
 
   const std::vector<ek::FullState> states = ek::ReferenceKernel(net).trace(x.view(), x2.view());
 
@@ -203,8 +205,8 @@ TEST(ReferenceKernel, ValidLiftOnWindowSizedImageIsRotatedInnerProduct) {
   ASSERT_EQ(states.front().rotations, 4);
   for (int r = 0; r < 4; ++r)
     for (int r2 = 0; r2 < 4; ++r2) {
-      const ek::Image a = ek::rot90(x.view(), -r);
-      const ek::Image b = ek::rot90(x2.view(), -r2);
+      const data::Image a = eqntk::group::rot90(x.view(), -r);
+      const data::Image b = eqntk::group::rot90(x2.view(), -r2);
       double dot = 0.0, mag = 0.0;
       for (std::size_t p = 0; p < a.pixels.size(); ++p) {
         dot += a.pixels[p] * b.pixels[p];
@@ -218,7 +220,7 @@ TEST(ReferenceKernel, ValidLiftOnWindowSizedImageIsRotatedInnerProduct) {
 
 TEST(ReferenceKernel, TraceHasOneStatePerStageBeforeTheReadout) {
   const ek::Network net = make_network("lift:k=3:pad=valid,relu,gconv:k=3:pad=same,erf,gpool,dense", 1, 6);
-  const ek::Image x = random_image(net.input_shape(), 3);
+  const data::Image x = random_image(net.input_shape(), 3);
 
   const std::vector<ek::FullState> states = ek::ReferenceKernel(net).trace(x.view(), x.view());
 
@@ -242,8 +244,8 @@ TEST(ReferenceKernel, RejectsInvalidFilterRotations) {
 
 TEST(ReferenceKernel, RejectsImagesOfAnotherShape) {
   const ek::ReferenceKernel ref(make_network("lift,relu,gpool,dense", 1, 5));
-  const ek::Image good = random_image({1, 5, 5}, 1);
-  const ek::Image bad = random_image({1, 6, 6}, 2);
+  const data::Image good = random_image({1, 5, 5}, 1);
+  const data::Image bad = random_image({1, 6, 6}, 2);
   EXPECT_THROW((void)ref.evaluate(good.view(), bad.view()), eqntk::InvalidArgument);
   EXPECT_THROW((void)ref.trace(bad.view(), good.view()), eqntk::InvalidArgument);
 }
@@ -255,8 +257,8 @@ TEST(ReferenceKernel, NineByNineDepthThreePairTakesWellUnderASecond) {
   GTEST_SKIP() << "timing is only meaningful in optimised (NDEBUG) builds";
 #endif
   const ek::Network net = make_network("lift:k=3,relu,gconv:k=3,relu,gconv:k=3,relu,gpool,dense,relu,dense", 1, 9);
-  const ek::Image x = random_image(net.input_shape(), 5);
-  const ek::Image x2 = random_image(net.input_shape(), 6);
+  const data::Image x = random_image(net.input_shape(), 5);
+  const data::Image x2 = random_image(net.input_shape(), 6);
   const ek::ReferenceKernel ref(net);
 
   const auto start = std::chrono::steady_clock::now();
@@ -323,8 +325,8 @@ TEST(FastVsReference, RankOneReluNetworksAgreeToSqrtRounding) {
     for (int depth = 2; depth <= 3; ++depth) {
       const std::string arch = build_arch(true, depth, 1, pad, "relu", false, Readout::pool, "");
       const ek::Network net = make_network(arch, 1, 5);
-      const ek::Image x = random_image(net.input_shape(), 700 + static_cast<std::uint64_t>(depth));
-      const ek::Image x2 = random_image(net.input_shape(), 800 + static_cast<std::uint64_t>(depth));
+      const data::Image x = random_image(net.input_shape(), 700 + static_cast<std::uint64_t>(depth));
+      const data::Image x2 = random_image(net.input_shape(), 800 + static_cast<std::uint64_t>(depth));
       const ek::ReferenceKernel ref(net);
       const ek::KernelValue want = ref.evaluate(x.view(), x2.view());
       const ek::KernelValue got = fast_kernel(net, x.view(), x2.view());
@@ -354,8 +356,8 @@ TEST(FastVsReference, RotationBlocksAgreeAfterEveryStage) {
             const std::string arch = build_arch(p4, depth, k, pad, acts[index % 3], bias, Readout::pool, "");
             const ek::Network net =
                 make_network(arch, (k == 1 && !bias) ? 2 : 1 + index % 2, image_size(depth, k, pad, index));
-            const ek::Image x = random_image(net.input_shape(), 2000 + static_cast<std::uint64_t>(index));
-            const ek::Image x2 = random_image(net.input_shape(), 3000 + static_cast<std::uint64_t>(index));
+            const data::Image x = random_image(net.input_shape(), 2000 + static_cast<std::uint64_t>(index));
+            const data::Image x2 = random_image(net.input_shape(), 3000 + static_cast<std::uint64_t>(index));
             ++index;
             ++log.cases;
             const ek::ReferenceKernel ref(net);
@@ -458,8 +460,8 @@ TEST(Symmetry, ReferenceStatesAreRightInvariant) {
   for (const ek::Padding pad : {ek::Padding::same, ek::Padding::valid, ek::Padding::circular})
     for (const std::string& arch : p4_archs(pad)) {
       const ek::Network net = make_network(arch, 2, kSymSize);
-      const ek::Image x = random_image(net.input_shape(), 41);
-      const ek::Image x2 = random_image(net.input_shape(), 42);
+      const data::Image x = random_image(net.input_shape(), 41);
+      const data::Image x2 = random_image(net.input_shape(), 42);
       const ek::ReferenceKernel ref(net);
       const auto states = ref.trace(x.view(), x2.view());
       const auto self1 = ref.trace(x.view(), x.view());
@@ -481,8 +483,8 @@ TEST(Symmetry, GroupPooledKernelsAreInvariantUnderRotatingEitherInput) {
     for (const std::string& arch : p4_archs(pad))
       for (const std::int64_t size : {kSymSize, kSymSize + 1}) {
         const ek::Network net = make_network(arch, 2, size);
-        const ek::Image x = random_image(net.input_shape(), 51);
-        const ek::Image x2 = random_image(net.input_shape(), 52);
+        const data::Image x = random_image(net.input_shape(), 51);
+        const data::Image x2 = random_image(net.input_shape(), 52);
         ek::PairKernel pk(net);
         const ek::SelfChain s1 = pk.self_chain(x.view());
         const ek::SelfChain s2 = pk.self_chain(x2.view());
@@ -490,8 +492,8 @@ TEST(Symmetry, GroupPooledKernelsAreInvariantUnderRotatingEitherInput) {
         const ek::KernelValue scale = pooled_scale(s1.self, s2.self);
         for (int r = 0; r < 4; ++r)
           for (int s = 0; s < 4; ++s) {
-            const ek::Image rx = ek::rot90(x.view(), r);
-            const ek::Image sx2 = ek::rot90(x2.view(), s);
+            const data::Image rx = eqntk::group::rot90(x.view(), r);
+            const data::Image sx2 = eqntk::group::rot90(x2.view(), s);
             const ek::KernelValue v = fast_kernel(net, rx.view(), sx2.view());
             EXPECT_TRUE(close(v.nngp, base.nngp, scale.nngp))
                 << arch << " " << size << "px r=" << r << " s=" << s << " dev " << deviation(v.nngp, base.nngp);
@@ -505,11 +507,11 @@ TEST(Symmetry, CnnKernelIsNotInvariantUnderRotatingOneInput) {
   // The control for the test above: a plain CNN with gap is only jointly invariant, so rotating one
   // input changes its kernel by far more than rounding.
   const ek::Network net = make_network("conv:k=3,relu,conv:k=3,relu,gap,dense", 2, kSymSize);
-  const ek::Image x = random_image(net.input_shape(), 61);
-  const ek::Image x2 = random_image(net.input_shape(), 62);
+  const data::Image x = random_image(net.input_shape(), 61);
+  const data::Image x2 = random_image(net.input_shape(), 62);
   const ek::KernelValue base = fast_kernel(net, x.view(), x2.view());
   for (int r = 1; r < 4; ++r) {
-    const ek::Image rx = ek::rot90(x.view(), r);
+    const data::Image rx = eqntk::group::rot90(x.view(), r);
     const ek::KernelValue v = fast_kernel(net, rx.view(), x2.view());
     EXPECT_GT(deviation(v.ntk, base.ntk), 1e-4) << "r=" << r;
     EXPECT_GT(deviation(v.nngp, base.nngp), 1e-4) << "r=" << r;
@@ -542,10 +544,10 @@ StateDeviation equivariance_deviation(PixelMap pixel_map, std::string* worst_whe
     for (const std::string& arch : p4_archs(pad))
       for (const std::int64_t size : {kSymSize, kSymSize + 1}) {
         const ek::Network net = make_network(arch, 2, size);
-        const ek::Image x = random_image(net.input_shape(), 71);
-        const ek::Image x2 = random_image(net.input_shape(), 72);
-        const ek::Image rx = ek::rot90(x.view(), 1);
-        const ek::Image rx2 = ek::rot90(x2.view(), 1);
+        const data::Image x = random_image(net.input_shape(), 71);
+        const data::Image x2 = random_image(net.input_shape(), 72);
+        const data::Image rx = eqntk::group::rot90(x.view(), 1);
+        const data::Image rx2 = eqntk::group::rot90(x2.view(), 1);
         const ek::ReferenceKernel ref(net);
         const auto plain = ref.trace(x.view(), x2.view());
         const auto rotated = ref.trace(rx.view(), rx2.view());
@@ -613,8 +615,8 @@ TEST(Symmetry, GroupCnnEqualsOrbitAveragedCnn) {
     for (const std::int64_t size : {kSymSize, kSymSize + 1}) {
       const ek::Network p4 = make_network(pr.p4, 2, size);
       const ek::Network cnn = make_network(pr.cnn, 2, size);
-      const ek::Image x = random_image(p4.input_shape(), 81);
-      const ek::Image x2 = random_image(p4.input_shape(), 82);
+      const data::Image x = random_image(p4.input_shape(), 81);
+      const data::Image x2 = random_image(p4.input_shape(), 82);
       ek::PairKernel pk(p4);
       const ek::SelfChain s1 = pk.self_chain(x.view());
       const ek::SelfChain s2 = pk.self_chain(x2.view());
@@ -622,7 +624,7 @@ TEST(Symmetry, GroupCnnEqualsOrbitAveragedCnn) {
       const ek::KernelValue scale = pooled_scale(s1.self, s2.self);
       ek::KernelValue avg;
       for (int r = 0; r < 4; ++r) {
-        const ek::Image rx2 = ek::rot90(x2.view(), r);
+        const data::Image rx2 = eqntk::group::rot90(x2.view(), r);
         const ek::KernelValue v = fast_kernel(cnn, x.view(), rx2.view());
         avg.nngp += v.nngp / 4;
         avg.ntk += v.ntk / 4;
@@ -640,8 +642,8 @@ TEST(Symmetry, FilterRotationSupportDoesNotMatter) {
   for (const ek::Padding pad : {ek::Padding::same, ek::Padding::valid, ek::Padding::circular})
     for (const std::string& arch : p4_archs(pad)) {
       const ek::Network net = make_network(arch, 2, kSymSize);
-      const ek::Image x = random_image(net.input_shape(), 91);
-      const ek::Image x2 = random_image(net.input_shape(), 92);
+      const data::Image x = random_image(net.input_shape(), 91);
+      const data::Image x2 = random_image(net.input_shape(), 92);
       const ek::ReferenceKernel full(net);
       const ek::KernelValue want = full.evaluate(x.view(), x2.view());
       const auto want_states = full.trace(x.view(), x2.view());
@@ -671,8 +673,8 @@ TEST(Symmetry, ReferenceKernelIsSymmetricUnderSwappingInputs) {
   for (const ek::Padding pad : {ek::Padding::same, ek::Padding::valid, ek::Padding::circular}) {
     const std::string arch = p4_archs(pad).back();
     const ek::Network net = make_network(arch, 2, kSymSize);
-    const ek::Image x = random_image(net.input_shape(), 101);
-    const ek::Image x2 = random_image(net.input_shape(), 102);
+    const data::Image x = random_image(net.input_shape(), 101);
+    const data::Image x2 = random_image(net.input_shape(), 102);
     const ek::ReferenceKernel ref(net);
     const auto ab = ref.trace(x.view(), x2.view());
     const auto ba = ref.trace(x2.view(), x.view());
@@ -696,14 +698,14 @@ TEST(Symmetry, FastBlocksSatisfyTransposeRule) {
   for (const ek::Padding pad : {ek::Padding::same, ek::Padding::valid, ek::Padding::circular}) {
     const std::string arch = p4_archs(pad).front();
     const ek::Network net = make_network(arch, 2, kSymSize);
-    const ek::Image x = random_image(net.input_shape(), 111);
-    const ek::Image x2 = random_image(net.input_shape(), 112);
+    const data::Image x = random_image(net.input_shape(), 111);
+    const data::Image x2 = random_image(net.input_shape(), 112);
     ek::PairKernel pk(net);
     const ek::SelfChain s1 = pk.self_chain(x.view());
     const ek::SelfChain s2 = pk.self_chain(x2.view());
     // blocks[stage][Δ] = (K, Θ) copies for one order of the inputs.
     using Blocks = std::vector<std::vector<std::pair<std::vector<double>, std::vector<double>>>>;
-    const auto collect = [&](const ek::ImageView& a, const ek::SelfChain& sa, const ek::ImageView& b,
+    const auto collect = [&](const data::ImageView& a, const ek::SelfChain& sa, const data::ImageView& b,
                              const ek::SelfChain& sb, std::vector<std::int64_t>& hs) {
       Blocks out(net.readout_stage(), std::vector<std::pair<std::vector<double>, std::vector<double>>>(4));
       hs.assign(net.readout_stage(), 0);

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "common.hpp"
-#include "so3_inputs.hpp"
+#include "so3_options.hpp"
 #include "eqntk/cli/commands.hpp"
 #include "eqntk/parallel/collective.hpp"
 #include "eqntk/error.hpp"
@@ -45,16 +45,17 @@ void so3_kernel(const po::variables_map& vm, const detail::So3Options& options, 
   if (vm.count("layout") != 0u && !vm["layout"].defaulted())
     throw InvalidArgument("--layout applies to images only, not to SO(3) inputs (spherical signals, molecules)");
   const so3::Architecture arch = so3::Architecture::parse(vm["arch"].as<std::string>());
-  const detail::So3File x1 = detail::read_so3_file(vm["x1"].as<std::string>(), options.kind);
+  const io::So3File x1 = io::read_so3_file(vm["x1"].as<std::string>(), options.kind);
   const bool two = vm.count("x2") != 0u;
-  detail::So3File x2;
+  io::So3File x2;
   if (two) {
-    x2 = detail::read_so3_file(vm["x2"].as<std::string>(), options.kind);
-    detail::check_same_kind(x1, x2);
+    x2 = io::read_so3_file(vm["x2"].as<std::string>(), options.kind);
+    io::check_same_kind(x1, x2);
   }
-  detail::So3Items items = detail::make_items(x1, two ? &x2 : nullptr, options);
-  const int grid = detail::grid_size(arch, items, options, false);
-  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{grid, 0}, items.grid.coarse());
+  detail::check_molecule_flags(options, x1.kind, x1.source, x1.signals.band_limit);
+  const io::So3Items items = io::make_items(x1, two ? &x2 : nullptr, options.item_options());
+  const so3::GridChoice grid = detail::choose_grid(arch, items, options, false);
+  const so3::Network net(arch, items.band_limit, items.channels, so3::GridOptions{grid.n, 0}, grid.coarse());
   std::vector<io::AtomicFile> outputs;
   for (const char* key : {"nngp", "ntk"})
     if (vm.count(key) != 0u) outputs.emplace_back(std::filesystem::path(vm[key].as<std::string>()));
@@ -144,8 +145,8 @@ int kernel_command(const std::vector<std::string>& args) {
       }
       const auto layout = layout_text == "nhwc" ? io::ImageLayout::nhwc : io::ImageLayout::nchw;
       const kernel::Architecture arch = kernel::Architecture::parse(vm["arch"].as<std::string>());
-      const kernel::ImageSet x1 = io::load_images(vm["x1"].as<std::string>(), layout, false);
-      kernel::ImageSet x2;
+      const data::ImageSet x1 = io::load_images(vm["x1"].as<std::string>(), layout, false);
+      data::ImageSet x2;
       const bool two = vm.count("x2") != 0u;
       if (two) {
         x2 = io::load_images(vm["x2"].as<std::string>(), layout, false);

@@ -130,7 +130,7 @@ int plan_images(const RunConfig& c, int ranks, int calibration_pairs) {
   const double seconds_load = seconds_since(t_load);
   const kernel::Network net(arch, data.train.images.shape);
   const std::int64_t n = data.train.images.count, m = data.test.images.count, k = data.outputs(), nb = c.nb;
-  const kernel::InputShape in = net.input_shape();
+  const data::InputShape in = net.input_shape();
 
   // Work per rank, as the build assigns it.
   const parallel::TileCounts total = parallel::total_tiles(n, m, nb);

@@ -16,7 +16,7 @@
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/parallel/gram_builder.hpp"
 #include "eqntk/solve/dynamics.hpp"
-#include "so3_inputs.hpp"
+#include "so3_options.hpp"
 
 namespace eqntk::cli::detail {
 
@@ -45,7 +45,7 @@ struct RunConfig {
   io::ImageLayout layout = io::ImageLayout::nhwc;
   io::Preprocessing prep;
   solve::SolveOptions solve;
-  So3Options so3;                           // SO(3) inputs (so3_inputs.hpp)
+  So3Options so3;                           // SO(3) inputs (so3_options.hpp)
   std::vector<std::string> explicit_flags;  // given on the command line or in the config file
 };
 

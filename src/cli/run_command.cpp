@@ -77,7 +77,7 @@ int run_images(const RunConfig& c, const std::vector<std::string>& args, Clock::
   const std::int64_t n = data.train.images.count, m = data.test.images.count;
   check_sizes(c, n, m, prows, pcols);                        // before any heavy work, same verdict everywhere
   const kernel::Network net(arch, data.train.images.shape);  // same verdict on every rank
-  const kernel::InputShape in = net.input_shape();
+  const data::InputShape in = net.input_shape();
   log("[data] " + std::to_string(n) + " training and " + std::to_string(m) + " test images of " +
       std::to_string(in.channels) + "x" + std::to_string(in.height) + "x" + std::to_string(in.width) + ", " +
       std::to_string(data.outputs()) + " outputs; arch " + arch.canonical());

@@ -101,7 +101,7 @@ FiniteNetwork::FiniteNetwork(kernel::Network net, std::int64_t width, std::uint6
   for (std::size_t s = 0; s < stages.size(); ++s)
     if (stages[s].spec.kind == LayerKind::dense) last_dense_ = s;
 
-  const kernel::InputShape in = net_.input_shape();
+  const data::InputShape in = net_.input_shape();
   std::int64_t ch = in.channels, cols = in.height * in.width;
   std::int64_t offset = 0;
   auto add_block = [&](std::size_t s, ParameterKind kind, std::int64_t outputs, std::int64_t fan_in) {
@@ -226,8 +226,8 @@ void FiniteNetwork::reseed(std::uint64_t seed) {
   evaluated_ = false;
 }
 
-void FiniteNetwork::run_forward(const kernel::ImageView& x) {
-  const kernel::InputShape want = net_.input_shape();
+void FiniteNetwork::run_forward(const data::ImageView& x) {
+  const data::InputShape want = net_.input_shape();
   if (!(x.shape() == want))
     throw InvalidArgument("finite network: image shape " + std::to_string(x.channels) + "x" + std::to_string(x.height) +
                           "x" + std::to_string(x.width) + " (CxHxW) does not match the network input " +
@@ -299,12 +299,12 @@ void FiniteNetwork::run_forward(const kernel::ImageView& x) {
   evaluated_ = true;
 }
 
-double FiniteNetwork::forward(const kernel::ImageView& x) {
+double FiniteNetwork::forward(const data::ImageView& x) {
   run_forward(x);
   return act_.back()[0];
 }
 
-double FiniteNetwork::gradient(const kernel::ImageView& x, std::span<double> grad) {
+double FiniteNetwork::gradient(const data::ImageView& x, std::span<double> grad) {
   if (static_cast<std::int64_t>(grad.size()) != parameter_count())
     throw InvalidArgument("finite network: gradient buffer has " + std::to_string(grad.size()) +
                           " entries, the network " + std::to_string(parameter_count()) + " parameters");
@@ -424,12 +424,12 @@ double FiniteNetwork::conditional_nngp(std::span<const double> h1, std::span<con
   return kernel::dual(phi, w2 * u.squaredNorm() + b2, w2 * v.squaredNorm() + b2, c).sigma;
 }
 
-EmpiricalKernels empirical_kernels(FiniteNetwork& net, const kernel::ImageSet& images) {
+EmpiricalKernels empirical_kernels(FiniteNetwork& net, const data::ImageSet& images) {
   std::vector<double> gradients;
   return empirical_kernels(net, images, gradients);
 }
 
-EmpiricalKernels empirical_kernels(FiniteNetwork& net, const kernel::ImageSet& images, std::vector<double>& grads) {
+EmpiricalKernels empirical_kernels(FiniteNetwork& net, const data::ImageSet& images, std::vector<double>& grads) {
   if (!(images.shape == net.network().input_shape()))
     throw InvalidArgument("empirical_kernels: image shape does not match the network input");
   const std::int64_t m = images.count;

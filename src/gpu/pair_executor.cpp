@@ -357,7 +357,7 @@ struct PairExecutor::Impl {
     // Distinct images of the batch, their pixels and variance records.
     std::unordered_map<const double*, cl_int> index;
     std::vector<double> img, vars;
-    const auto add_image = [&](const kernel::ImageView& x, const kernel::SelfChain* sc) -> cl_int {
+    const auto add_image = [&](const data::ImageView& x, const kernel::SelfChain* sc) -> cl_int {
       const auto [it, inserted] = index.try_emplace(x.data, static_cast<cl_int>(index.size()));
       if (inserted) {
         img.insert(img.end(), x.data, x.data + isize);
@@ -387,7 +387,7 @@ struct PairExecutor::Impl {
   // Θ(x, x) before the head. With an avgpool the pair (x, x) runs the full recursion, recording each
   // variance map from the e-block; otherwise the same-position chain of (x, x) records them (its
   // pre-activations are the variances) and, unless the readout is a flatten, the pair then runs on blocks.
-  KernelValue self_pair(const kernel::ImageView& x, kernel::SelfChain& sc) {
+  KernelValue self_pair(const data::ImageView& x, kernel::SelfChain& sc) {
     write(images, static_cast<std::size_t>(image_size()) * 8, x.data);
     KernelValue pooled;
     if (plan.self_full) {
@@ -538,7 +538,7 @@ bool PairExecutor::with_memory_retry(const std::function<void()>& work) {
   }
 }
 
-kernel::SelfChain PairExecutor::self_chain(const kernel::ImageView& x) {
+kernel::SelfChain PairExecutor::self_chain(const data::ImageView& x) {
   Impl& m = *impl_;
   if (!(x.shape() == m.net.input_shape()))
     throw InvalidArgument("GPU executor: image shape does not match the network input");
@@ -561,11 +561,11 @@ WorkPerEntryLayer PairExecutor::work_per_entry_layer(int q, int tile) {
   return {4 * (qd - 1) + 5, 8 * (4 * reads + 4)};
 }
 
-kernel::GramPair gram_matrices(const Network& net, const kernel::ImageSet& x1, const kernel::ImageSet* x2,
+kernel::GramPair gram_matrices(const Network& net, const data::ImageSet& x1, const data::ImageSet* x2,
                                const Device& device, std::int64_t max_batch,
                                const std::function<void(const std::string&)>& log) {
   const bool symmetric = x2 == nullptr;
-  const kernel::ImageSet& y = symmetric ? x1 : *x2;
+  const data::ImageSet& y = symmetric ? x1 : *x2;
   if (!(x1.shape == net.input_shape()) || !(y.shape == net.input_shape()))
     throw InvalidArgument("gram_matrices: image shape does not match the network input");
   PairExecutor exec(net, device, max_batch, log);

@@ -11,7 +11,7 @@ struct NoWorker final : kernel::KernelProblem::Worker {};  // all state is in th
 
 }  // namespace
 
-ImageProblem::ImageProblem(const kernel::Network& net, const kernel::ImageSet& train, const kernel::ImageSet& test,
+ImageProblem::ImageProblem(const kernel::Network& net, const data::ImageSet& train, const data::ImageSet& test,
                            const Device& device, std::function<void(const std::string&)> log)
     : net_(net),
       train_(train),
@@ -31,7 +31,7 @@ std::unique_ptr<kernel::KernelProblem::Worker> ImageProblem::make_worker() const
 }
 
 void ImageProblem::prepare(Worker&, int set, std::int64_t i) {
-  const kernel::ImageSet& images = set == 0 ? train_ : test_;
+  const data::ImageSet& images = set == 0 ? train_ : test_;
   const std::lock_guard<std::mutex> lock(device_mutex_);  // the builder prepares on several threads
   chains_[set][static_cast<std::size_t>(i)] = executor_->self_chain(images.view(i));
 }
@@ -45,7 +45,7 @@ kernel::KernelValue ImageProblem::evaluate(Worker& worker, int set, std::int64_t
 
 void ImageProblem::evaluate_batch(Worker&, int set, std::span<const std::pair<std::int64_t, std::int64_t>> ij,
                                   kernel::KernelValue* out) const {
-  const kernel::ImageSet& rows = set == 0 ? train_ : test_;
+  const data::ImageSet& rows = set == 0 ? train_ : test_;
   std::vector<PairRef> pairs;
   pairs.reserve(ij.size());
   for (const auto& [i, j] : ij)

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "eqntk/error.hpp"
+#include "eqntk/group/image_action.hpp"
 #include "eqntk/io/array.hpp"
 
 namespace eqntk::io {
@@ -35,8 +36,8 @@ std::string shape_text(const Shape& s) {
   return t + (s.size() == 1 ? ",)" : ")");
 }
 
-kernel::ImageSet select(const kernel::ImageSet& in, const std::vector<std::int64_t>& rows) {
-  kernel::ImageSet out{in.shape, static_cast<std::int64_t>(rows.size()), {}};
+data::ImageSet select(const data::ImageSet& in, const std::vector<std::int64_t>& rows) {
+  data::ImageSet out{in.shape, static_cast<std::int64_t>(rows.size()), {}};
   const std::int64_t sz = in.image_size();
   out.pixels.resize(static_cast<std::size_t>(out.count * sz));
   for (std::size_t r = 0; r < rows.size(); ++r)
@@ -82,8 +83,8 @@ void subset(LabeledSet& set, std::int64_t n, std::uint64_t seed, const char* wha
   set.rotation.assign(rows.size(), 0);
 }
 
-void rotate_image(const kernel::ImageSet& in, std::int64_t i, int r, double* out) {
-  const kernel::Image rotated = kernel::rot90(in.view(i), r);
+void rotate_image(const data::ImageSet& in, std::int64_t i, int r, double* out) {
+  const data::Image rotated = group::rot90(in.view(i), r);
   std::copy(rotated.pixels.begin(), rotated.pixels.end(), out);
 }
 
@@ -107,16 +108,16 @@ std::vector<double> Dataset::train_target_matrix() const {
 namespace {
 
 // An image file's shape read as images (count and C×H×W), with the checks of load_images.
-kernel::ImageSet image_header(const Shape& shape, DType dtype, const std::string& name, ImageLayout layout,
+data::ImageSet image_header(const Shape& shape, DType dtype, const std::string& name, ImageLayout layout,
                               bool integer_pixels) {
   if ((!integer_pixels && is_integer(dtype)) || is_complex(dtype))
     throw InvalidArgument(name + " has dtype " + std::string(npy_descr(dtype)) + ": expected float32 or float64");
-  kernel::ImageSet set;
+  data::ImageSet set;
   if (shape.size() == 3) {
     set.shape = {1, shape[1], shape[2]};
   } else if (shape.size() == 4) {
-    set.shape = layout == ImageLayout::nhwc ? kernel::InputShape{shape[3], shape[1], shape[2]}
-                                            : kernel::InputShape{shape[1], shape[2], shape[3]};
+    set.shape = layout == ImageLayout::nhwc ? data::InputShape{shape[3], shape[1], shape[2]}
+                                            : data::InputShape{shape[1], shape[2], shape[3]};
   } else {
     throw InvalidArgument(name + " has shape " + shape_text(shape) +
                           ": expected 4 dimensions (N,H,W,C for --layout nhwc, N,C,H,W for nchw) or 3 (N,H,W)");
@@ -128,7 +129,7 @@ kernel::ImageSet image_header(const Shape& shape, DType dtype, const std::string
 }
 
 // Pixels of one image from the file's element order (NHWC or NCHW/NHW) to NCHW doubles; integers / 255.
-void to_image_pixels(const kernel::ImageSet& set, const Shape& file_shape, ImageLayout layout, bool integer,
+void to_image_pixels(const data::ImageSet& set, const Shape& file_shape, ImageLayout layout, bool integer,
                      std::vector<double>& v, std::int64_t first_image, const std::string& name, double* out) {
   if (integer)
     for (double& x : v) x /= 255.0;
@@ -151,21 +152,21 @@ void to_image_pixels(const kernel::ImageSet& set, const Shape& file_shape, Image
 
 }  // namespace
 
-kernel::ImageSet load_images(const std::filesystem::path& path, ImageLayout layout, bool integer_pixels) {
+data::ImageSet load_images(const std::filesystem::path& path, ImageLayout layout, bool integer_pixels) {
   const Array a = load_array(path);
   const std::string name = "image file '" + path.string() + "'";
-  kernel::ImageSet set = image_header(a.shape, a.dtype, name, layout, integer_pixels);
+  data::ImageSet set = image_header(a.shape, a.dtype, name, layout, integer_pixels);
   std::vector<double> v = a.to_real();
   set.pixels.resize(v.size());
   to_image_pixels(set, a.shape, layout, a.is_integer(), v, 0, name, set.pixels.data());
   return set;
 }
 
-kernel::ImageSet load_image_rows(const std::filesystem::path& path, ImageLayout layout,
+data::ImageSet load_image_rows(const std::filesystem::path& path, ImageLayout layout,
                                  std::span<const std::int64_t> rows, bool integer_pixels) {
   const std::string name = "image file '" + path.string() + "'";
   const ArrayInfo info = peek_array(path);
-  kernel::ImageSet set = image_header(info.shape, info.dtype, name, layout, integer_pixels);
+  data::ImageSet set = image_header(info.shape, info.dtype, name, layout, integer_pixels);
   const ArrayRows raw = load_array_rows(path, rows);  // compact (file dtype) until decoded below
   set.count = static_cast<std::int64_t>(rows.size());
   set.pixels.resize(static_cast<std::size_t>(set.count * set.image_size()));
@@ -208,7 +209,7 @@ Targets load_targets(const std::filesystem::path& path) {
   return t;
 }
 
-LabeledSet labeled(kernel::ImageSet images, Targets targets) {
+LabeledSet labeled(data::ImageSet images, Targets targets) {
   LabeledSet s{std::move(images), std::move(targets), {}, {}};
   s.source_index.resize(static_cast<std::size_t>(s.images.count));
   std::iota(s.source_index.begin(), s.source_index.end(), 0);
@@ -242,12 +243,12 @@ std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed)
   return idx;
 }
 
-kernel::ImageSet downsample(const kernel::ImageSet& in, int f) {
+data::ImageSet downsample(const data::ImageSet& in, int f) {
   const std::int64_t c = in.shape.channels, h = in.shape.height, w = in.shape.width;
   if (f < 1) throw InvalidArgument("--downsample must be at least 1");
   if (h % f != 0 || w % f != 0)
     throw InvalidArgument("--downsample " + std::to_string(f) + " does not divide the image size " + std::to_string(h) + "x" + std::to_string(w));
-  kernel::ImageSet out{{c, h / f, w / f}, in.count, {}};
+  data::ImageSet out{{c, h / f, w / f}, in.count, {}};
   out.pixels.assign(static_cast<std::size_t>(in.count * c * (h / f) * (w / f)), 0.0);
   const double inv = 1.0 / static_cast<double>(f * f);
   for (std::int64_t n = 0; n < in.count; ++n)

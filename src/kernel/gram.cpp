@@ -75,11 +75,12 @@ GramPair dense_gram(KernelProblem& problem, bool symmetric, int threads) {
   return g;
 }
 
-GramPair gram_matrices(const Network& net, const ImageSet& x1, const ImageSet* x2, int threads, Precision precision) {
+GramPair gram_matrices(const Network& net, const data::ImageSet& x1, const data::ImageSet* x2, int threads,
+                       Precision precision) {
   if (!(x1.shape == net.input_shape()) || (x2 != nullptr && !(x2->shape == net.input_shape())))
     throw InvalidArgument("gram_matrices: image shape does not match the network input");
   if (x2 == nullptr) {
-    const ImageSet none{net.input_shape(), 0, {}};
+    const data::ImageSet none{net.input_shape(), 0, {}};
     ImageProblem problem(net, x1, none, precision);
     return dense_gram(problem, true, threads);
   }

@@ -15,7 +15,7 @@ std::string size_text(std::int64_t h, std::int64_t w) { return std::to_string(h)
 
 }  // namespace
 
-Network::Network(Architecture arch, InputShape input) : arch_(std::move(arch)), input_(input) {
+Network::Network(Architecture arch, data::InputShape input) : arch_(std::move(arch)), input_(input) {
   if (input.channels < 1 || input.height < 1 || input.width < 1)
     throw InvalidArgument("input shape must have at least one channel and one pixel, got C=" +
                           std::to_string(input.channels) + " H=" + std::to_string(input.height) +

@@ -25,6 +25,7 @@ Plan compile(const Network& net) {
   const auto& stages = net.stages();
   const std::size_t readout = net.readout_stage();
   plan.group = net.group();
+  plan.input = net.input_shape();
   plan.diagonal_only = net.diagonal_only();
   plan.self_full = net.has_avgpool();
   plan.blocks = stages[readout].spec.kind == LayerKind::flatten ? 1 : net.rotations();

@@ -9,7 +9,7 @@ const char* instruction_set() {
   return detail::isa_name(detail::best_isa());
 }
 
-ImageItems::ImageItems(const Network& net, const ImageSet& train, const ImageSet& test, Precision precision)
+ImageItems::ImageItems(const Network& net, const data::ImageSet& train, const data::ImageSet& test, Precision precision)
     : net_(net), train_(train), test_(test), precision_(precision) {
   if (!(train.shape == net.input_shape()) || !(test.shape == net.input_shape()))
     throw InvalidArgument("image shapes do not match the network input");

@@ -58,7 +58,7 @@ std::vector<std::int64_t> window_table(const Stage& st, std::span<const group::E
 }
 
 // K⁰(p, p') = (1/C) Σ_c x_c(p) x2_c(p'), Θ⁰ = 0, over the raw pixels (rotations = 1).
-FullState input_state(const ImageView& x, const ImageView& x2) {
+FullState input_state(const data::ImageView& x, const data::ImageView& x2) {
   FullState s;
   s.rotations = 1;
   s.h = x.height;
@@ -249,7 +249,7 @@ ReferenceKernel::ReferenceKernel(Network net, std::vector<int> filter_rotations)
   }
 }
 
-void ReferenceKernel::check_input(const ImageView& x) const {
+void ReferenceKernel::check_input(const data::ImageView& x) const {
   if (!(x.shape() == net_.input_shape()))
     throw InvalidArgument("ReferenceKernel: image shape " + std::to_string(x.channels) + "x" +
                           std::to_string(x.height) + "x" + std::to_string(x.width) +
@@ -258,7 +258,7 @@ void ReferenceKernel::check_input(const ImageView& x) const {
                           std::to_string(net_.input_shape().width));
 }
 
-void ReferenceKernel::run_spatial(const ImageView& x, const ImageView& x2, Chains& chains,
+void ReferenceKernel::run_spatial(const data::ImageView& x, const data::ImageView& x2, Chains& chains,
                                   std::vector<FullState>* record) const {
   chains.pair = input_state(x, x2);
   chains.self1 = input_state(x, x);
@@ -294,7 +294,7 @@ void ReferenceKernel::run_spatial(const ImageView& x, const ImageView& x2, Chain
   }
 }
 
-KernelValue ReferenceKernel::evaluate(const ImageView& x, const ImageView& x2) const {
+KernelValue ReferenceKernel::evaluate(const data::ImageView& x, const data::ImageView& x2) const {
   check_input(x);
   check_input(x2);
   Chains chains;
@@ -312,7 +312,7 @@ KernelValue ReferenceKernel::evaluate(const ImageView& x, const ImageView& x2) c
   return pair;
 }
 
-std::vector<FullState> ReferenceKernel::trace(const ImageView& x, const ImageView& x2) const {
+std::vector<FullState> ReferenceKernel::trace(const data::ImageView& x, const data::ImageView& x2) const {
   check_input(x);
   check_input(x2);
   Chains chains;

@@ -440,8 +440,8 @@ GramMatrices build_gram(const ProcessGrid& grid, KernelProblem& problem, std::in
   return builder.run();
 }
 
-GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const ImageSet& train, const ImageSet& test,
-                        std::int64_t nb, const BuildOptions& options) {
+GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const data::ImageSet& train,
+                        const data::ImageSet& test, std::int64_t nb, const BuildOptions& options) {
   kernel::ImageProblem problem(net, train, test);
   return build_gram(grid, problem, nb, options);
 }

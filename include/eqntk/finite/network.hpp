@@ -31,7 +31,7 @@
 #include <span>
 #include <vector>
 
-#include "eqntk/kernel/image.hpp"
+#include "eqntk/data/image.hpp"
 #include "eqntk/kernel/network.hpp"
 
 namespace eqntk::finite {
@@ -79,11 +79,11 @@ class FiniteNetwork {
   [[nodiscard]] std::span<const double> parameters() const { return theta_; }
 
   /// f(x). Throws InvalidArgument when x's shape is not the network's input shape.
-  double forward(const kernel::ImageView& x);
+  double forward(const data::ImageView& x);
 
   /// f(x), and ∂f(x)/∂θ written to `grad` (parameter_count() entries, laid out as parameters()).
   /// Throws InvalidArgument on a wrong image shape or gradient size.
-  double gradient(const kernel::ImageView& x, std::span<double> grad);
+  double gradient(const data::ImageView& x, std::span<double> grad);
 
   /// The output of stage s from the last forward()/gradient() call, row-major (channels × columns):
   /// C4 maps as [channel][r][i][j], plane maps as [channel][i][j], pooled/dense states as one column.
@@ -103,7 +103,7 @@ class FiniteNetwork {
 
  private:
   struct Layer;
-  void run_forward(const kernel::ImageView& x);
+  void run_forward(const data::ImageView& x);
 
   kernel::Network net_;
   std::int64_t width_ = 0;
@@ -127,11 +127,11 @@ struct EmpiricalKernels {
 
 /// Computes EmpiricalKernels of `net` on `images` (one forward and backward pass per image).
 /// Throws InvalidArgument on a shape mismatch.
-[[nodiscard]] EmpiricalKernels empirical_kernels(FiniteNetwork& net, const kernel::ImageSet& images);
+[[nodiscard]] EmpiricalKernels empirical_kernels(FiniteNetwork& net, const data::ImageSet& images);
 
 /// As above, keeping the gradients in `gradients` (resized to count·parameter_count()), so that repeated
 /// calls, one per initialization, do not allocate them afresh.
-[[nodiscard]] EmpiricalKernels empirical_kernels(FiniteNetwork& net, const kernel::ImageSet& images,
+[[nodiscard]] EmpiricalKernels empirical_kernels(FiniteNetwork& net, const data::ImageSet& images,
                                                  std::vector<double>& gradients);
 
 }  // namespace eqntk::finite

@@ -37,9 +37,9 @@
 #include <string>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/gpu/device.hpp"
 #include "eqntk/kernel/gram.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
@@ -48,9 +48,9 @@ namespace eqntk::gpu {
 /// One pair: both images with their self chains (from kernel::PairKernel::self_chain of the same network).
 /// Images are identified by their data pointer within one evaluate() call.
 struct PairRef {
-  kernel::ImageView x;
+  data::ImageView x;
   const kernel::SelfChain* sx = nullptr;
-  kernel::ImageView x2;
+  data::ImageView x2;
   const kernel::SelfChain* sx2 = nullptr;
 };
 
@@ -78,7 +78,7 @@ class PairExecutor {
 
   /// The self chain of image x — variance maps, head variances, K(x, x) — on the device: what
   /// kernel::PairKernel::self_chain computes, to rounding. Throws as evaluate().
-  [[nodiscard]] kernel::SelfChain self_chain(const kernel::ImageView& x);
+  [[nodiscard]] kernel::SelfChain self_chain(const data::ImageView& x);
 
   /// Pairs per batch now (it shrinks after an out-of-memory retry).
   [[nodiscard]] std::int64_t batch() const { return batch_; }
@@ -100,8 +100,8 @@ class PairExecutor {
 
 /// As kernel::gram_matrices, on the device: self chains, then the pairs (i ≥ j only when symmetric,
 /// mirrored) in batches. Precision is float64.
-[[nodiscard]] kernel::GramPair gram_matrices(const kernel::Network& net, const kernel::ImageSet& x1,
-                                             const kernel::ImageSet* x2, const Device& device,
+[[nodiscard]] kernel::GramPair gram_matrices(const kernel::Network& net, const data::ImageSet& x1,
+                                             const data::ImageSet* x2, const Device& device,
                                              std::int64_t max_batch = 0,
                                              const std::function<void(const std::string&)>& log = {});
 

@@ -18,7 +18,7 @@ namespace eqntk::gpu {
 class ImageProblem final : public kernel::KernelProblem {
  public:
   /// Keeps references: net, train, test and device must outlive the problem. Throws as PairExecutor.
-  ImageProblem(const kernel::Network& net, const kernel::ImageSet& train, const kernel::ImageSet& test,
+  ImageProblem(const kernel::Network& net, const data::ImageSet& train, const data::ImageSet& test,
                const Device& device, std::function<void(const std::string&)> log = {});
   ~ImageProblem() override;
   [[nodiscard]] std::int64_t count(int set) const override { return set == 0 ? train_.count : test_.count; }
@@ -35,8 +35,8 @@ class ImageProblem final : public kernel::KernelProblem {
 
  private:
   const kernel::Network& net_;
-  const kernel::ImageSet& train_;
-  const kernel::ImageSet& test_;
+  const data::ImageSet& train_;
+  const data::ImageSet& test_;
   std::unique_ptr<PairExecutor> executor_;  // evaluate_batch runs on one thread (batched()); prepare locks
   std::mutex device_mutex_;
   std::vector<kernel::SelfChain> chains_[2];

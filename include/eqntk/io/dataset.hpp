@@ -15,8 +15,8 @@
 #include <span>
 #include <string>
 #include <vector>
+#include "eqntk/data/image.hpp"
 
-#include "eqntk/kernel/image.hpp"
 
 namespace eqntk::io {
 
@@ -32,7 +32,7 @@ struct Targets {
 };
 
 struct LabeledSet {
-  kernel::ImageSet images;
+  data::ImageSet images;
   Targets targets;
   std::vector<std::int64_t> source_index;  ///< row of the original file for every image
   std::vector<int> rotation;               ///< quarter turns applied to every image (rotate-test, augment)
@@ -42,12 +42,12 @@ struct LabeledSet {
 /// files (one channel). Integer pixels (uint8 IDX) are divided by 255; with integer_pixels = false only
 /// float32/float64 arrays are accepted. Throws InvalidArgument/IoError
 /// naming the file for a wrong rank, empty shape, NaN/Inf pixels.
-[[nodiscard]] kernel::ImageSet load_images(const std::filesystem::path& path, ImageLayout layout,
+[[nodiscard]] data::ImageSet load_images(const std::filesystem::path& path, ImageLayout layout,
                                            bool integer_pixels = true);
 
 /// As load_images for only the given rows of the file (strictly increasing), read as a stream: memory
 /// holds the selected rows (in the file's element type until each is converted), never the whole file.
-[[nodiscard]] kernel::ImageSet load_image_rows(const std::filesystem::path& path, ImageLayout layout,
+[[nodiscard]] data::ImageSet load_image_rows(const std::filesystem::path& path, ImageLayout layout,
                                                std::span<const std::int64_t> rows, bool integer_pixels = true);
 
 /// The number of images in an image file, from its header (with the shape checks of load_images).
@@ -92,7 +92,7 @@ struct DataFiles {
 [[nodiscard]] Dataset load_dataset(const DataFiles& files, ImageLayout layout, const Preprocessing& options);
 
 /// Wraps images and targets as a LabeledSet (identity source indices, no rotation).
-[[nodiscard]] LabeledSet labeled(kernel::ImageSet images, Targets targets);
+[[nodiscard]] LabeledSet labeled(data::ImageSet images, Targets targets);
 
 /// A seeded random subset of size k of {0..n-1}, in increasing order (Fisher–Yates on a private
 /// 64-bit generator, so the choice is the same on every platform).
@@ -103,6 +103,6 @@ struct DataFiles {
 [[nodiscard]] std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed);
 
 /// F×F average pooling of every image.
-[[nodiscard]] kernel::ImageSet downsample(const kernel::ImageSet& images, int factor);
+[[nodiscard]] data::ImageSet downsample(const data::ImageSet& images, int factor);
 
 }  // namespace eqntk::io

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "eqntk/kernel/image.hpp"
+#include "eqntk/data/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 #include "eqntk/kernel/problem.hpp"
@@ -28,7 +28,7 @@ struct GramPair {
 /// entries (i ≥ j) are evaluated once as K(x1_i, x1_j) and mirrored, so it is exactly symmetric and
 /// every entry equals the one `eqntk run` computes for the same pair. Pairs run on `threads` OpenMP
 /// threads; the result does not depend on the thread count. Throws InvalidArgument on shape mismatch.
-[[nodiscard]] GramPair gram_matrices(const Network& net, const ImageSet& x1, const ImageSet* x2, int threads = 1,
-                                     Precision precision = Precision::float64);
+[[nodiscard]] GramPair gram_matrices(const Network& net, const data::ImageSet& x1, const data::ImageSet* x2,
+                                     int threads = 1, Precision precision = Precision::float64);
 
 }  // namespace eqntk::kernel

@@ -12,18 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/kernel/architecture.hpp"
 #include "eqntk/kernel/head.hpp"
 
 namespace eqntk::kernel {
-
-/// Shape of one input image: C channels, H×W pixels.
-struct InputShape {
-  std::int64_t channels = 1;
-  std::int64_t height = 1;
-  std::int64_t width = 1;
-  friend bool operator==(const InputShape&, const InputShape&) = default;
-};
 
 /// What flows between layers: the raw input, group feature maps (|G| channels per pixel), plane feature
 /// maps (CNN), or pooled/flattened scalars.
@@ -51,11 +44,11 @@ class Network {
   /// Throws InvalidArgument when a group layer (lift) sees a non-square image, a `valid` layer leaves
   /// fewer pixels than its filter needs, an avgpool cell size does not divide the map, a res body changes
   /// the spatial size, or the shape is empty.
-  Network(Architecture arch, InputShape input);
+  Network(Architecture arch, data::InputShape input);
 
   [[nodiscard]] const Architecture& architecture() const { return arch_; }
   [[nodiscard]] const std::vector<Stage>& stages() const { return stages_; }
-  [[nodiscard]] InputShape input_shape() const { return input_; }
+  [[nodiscard]] data::InputShape input_shape() const { return input_; }
   /// The group of the feature maps: the lift's group, C1 for a CNN/MLP.
   [[nodiscard]] group::PointGroup group() const { return group_; }
   /// |G|: the number of blocks B_h of a spatial state (4 for p4, 8 for p4m, 1 for a CNN/MLP).
@@ -82,7 +75,7 @@ class Network {
 
  private:
   Architecture arch_;
-  InputShape input_;
+  data::InputShape input_;
   std::vector<Stage> stages_;
   std::vector<HeadLayer> head_;
   group::PointGroup group_ = group::PointGroup::C1;

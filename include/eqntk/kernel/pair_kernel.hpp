@@ -9,6 +9,7 @@
 // variance maps (the self-kernel diagonals feeding each nonlinearity) come from a SelfChain computed once
 // per image and shared by every pair: from the diagonal-only recursion, or, when the network has an
 // avgpool (whose pooled diagonal needs off-diagonal self entries), from the self pair's full recursion.
+// Both paths run the network compiled once into a kernel::Plan (plan.hpp), one unit step per layer kind.
 //
 // Thread safety: a PairKernel owns its workspace; use one per thread. SelfChain is read-only in
 // evaluate() and may be shared. Results are a deterministic function of (network, x, x2): the same
@@ -22,9 +23,10 @@
 #include <memory>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/kernel/head.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
+#include "eqntk/kernel/plan.hpp"
 
 namespace eqntk::kernel {
 
@@ -63,7 +65,7 @@ using BlockObserver = std::function<void(std::size_t stage, int delta, const Blo
 
 namespace detail {
 struct Workspace;
-using SpatialFn = KernelValue (*)(const Network&, const ImageView&, const SelfChain&, const ImageView&,
+using SpatialFn = KernelValue (*)(const Plan&, const data::ImageView&, const SelfChain&, const data::ImageView&,
                                   const SelfChain&, Workspace&, const BlockObserver*, SelfChain*);
 }  // namespace detail
 
@@ -83,26 +85,27 @@ class PairKernel {
 
   /// Variance maps, head variances and the self-kernel of image x. Precondition: x.shape() equals
   /// the network's input shape (throws InvalidArgument otherwise).
-  [[nodiscard]] SelfChain self_chain(const ImageView& x);
+  [[nodiscard]] SelfChain self_chain(const data::ImageView& x);
 
   /// K(x, x2) and Θ(x, x2). sx, sx2 must be self_chain(x), self_chain(x2) of this network.
-  [[nodiscard]] KernelValue evaluate(const ImageView& x, const SelfChain& sx, const ImageView& x2,
+  [[nodiscard]] KernelValue evaluate(const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2,
                                      const SelfChain& sx2);
 
   /// As evaluate(), calling `observer` with every block of every spatial stage (tests, diagnostics).
   /// Not available on the diagonal-only path (throws InvalidArgument for flatten readouts).
-  [[nodiscard]] KernelValue evaluate_observed(const ImageView& x, const SelfChain& sx, const ImageView& x2,
+  [[nodiscard]] KernelValue evaluate_observed(const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2,
                                               const SelfChain& sx2, const BlockObserver& observer);
 
  private:
-  KernelValue spatial(const ImageView& x, const SelfChain& sx, const ImageView& x2, const SelfChain& sx2,
+  KernelValue spatial(const data::ImageView& x, const SelfChain& sx, const data::ImageView& x2, const SelfChain& sx2,
                       const BlockObserver* observer);
-  KernelValue diagonal(const ImageView& x, const SelfChain* sx, const ImageView& x2, const SelfChain* sx2,
+  KernelValue diagonal(const data::ImageView& x, const SelfChain* sx, const data::ImageView& x2, const SelfChain* sx2,
                        SelfChain* record);
   KernelValue head(KernelValue pooled, const SelfChain* sx, const SelfChain* sx2, SelfChain* record) const;
-  void check_input(const ImageView& x) const;
+  void check_input(const data::ImageView& x) const;
 
   Network net_;
+  Plan plan_;  // net_ compiled: what both the spatial and the diagonal-only chain run
   std::unique_ptr<detail::Workspace> ws_;
   detail::SpatialFn spatial_;
 };

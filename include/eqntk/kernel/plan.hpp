@@ -17,8 +17,18 @@
 // (SelfChain::var[stage]); AvgPool needs off-diagonal entries (the plan is then not diagonal_only and self
 // chains run the full recursion, MATH.md §10); ResEnd reads the slot its ResBegin saved.
 //
-// Adding a layer kind: its grammar entry (kernel/architecture.cpp), its shape rule (kernel::Network), a
-// unit here, its step in each executor, and its reference (kernel/reference_kernel.cpp).
+// Adding a layer kind touches:
+//   the grammar    its LayerKind (kernel/architecture.hpp), its name, options and order rules
+//                  (src/kernel/architecture.cpp);
+//   the shapes     its Stage (src/kernel/network.cpp);
+//   the plan       a unit struct here, added to `Unit`, filled by compile() (src/kernel/plan.cpp);
+//   the CPU        one new file src/kernel/units/<kind>.inc with both of its steps, the plane step and the
+//                  diagonal-only step (see units/linear.inc), included once by src/kernel/pipeline_impl.cpp
+//                  and once by src/kernel/pair_kernel.cpp; scratch memory, if it needs any, in
+//                  Workspace::reserve (src/kernel/pipeline.cpp);
+//   the GPU        its step in the OpenCL executor (src/gpu/pair_executor.cpp, src/gpu/kernels.cl);
+//   the check      its reference (src/kernel/reference_kernel.cpp, independent of the plan) and the tests
+//                  (mpi_tests/unit/test_plan.cpp, the fast-vs-reference tests).
 #pragma once
 
 #include <cstddef>
@@ -91,6 +101,7 @@ struct Plan {
   std::vector<Unit> units;      ///< spatial units in stage order; the last one is the Readout
   std::vector<HeadLayer> head;  ///< the layers after the readout (kernel::apply_head)
   group::PointGroup group = group::PointGroup::C1;
+  data::InputShape input;             ///< the images' shape (the first Linear unit reads them)
   int blocks = 1;               ///< blocks B_h a pair needs: |G|, or 1 (h = e) for a flatten readout
   bool diagonal_only = false;   ///< flatten without avgpool: only same-position entries (MATH.md §4)
   bool self_full = false;       ///< an avgpool: self chains run the full recursion (MATH.md §10)

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "eqntk/kernel/image.hpp"
+#include "eqntk/data/image.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
 namespace eqntk::kernel {
@@ -112,7 +112,8 @@ class ImageItems {
   using Chain = SelfChain;
   /// Keeps references: net, train and test must outlive the problem. Throws InvalidArgument unless both
   /// sets have the network's input shape.
-  ImageItems(const Network& net, const ImageSet& train, const ImageSet& test, Precision precision = Precision::float64);
+  ImageItems(const Network& net, const data::ImageSet& train, const data::ImageSet& test,
+             Precision precision = Precision::float64);
   [[nodiscard]] std::int64_t count(int set) const { return set == 0 ? train_.count : test_.count; }
   [[nodiscard]] std::unique_ptr<Engine> make_engine() const { return std::make_unique<PairKernel>(net_, precision_); }
   [[nodiscard]] Chain self_chain(Engine& e, int set, std::int64_t i) const { return e.self_chain(images(set).view(i)); }
@@ -123,17 +124,17 @@ class ImageItems {
   [[nodiscard]] std::string precision() const { return precision_ == Precision::mixed ? "mixed" : "float64"; }
 
  private:
-  [[nodiscard]] const ImageSet& images(int set) const { return set == 0 ? train_ : test_; }
+  [[nodiscard]] const data::ImageSet& images(int set) const { return set == 0 ? train_ : test_; }
   const Network& net_;
-  const ImageSet& train_;
-  const ImageSet& test_;
+  const data::ImageSet& train_;
+  const data::ImageSet& test_;
   Precision precision_;
 };
 
 /// Images through the planar engine. Keeps references: net, train and test must outlive the problem.
 class ImageProblem final : public EngineProblem<ImageItems> {
  public:
-  ImageProblem(const Network& net, const ImageSet& train, const ImageSet& test,
+  ImageProblem(const Network& net, const data::ImageSet& train, const data::ImageSet& test,
                Precision precision = Precision::float64)
       : EngineProblem(ImageItems(net, train, test, precision)) {}
 };

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "eqntk/kernel/image.hpp"
+#include "eqntk/data/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
@@ -91,16 +91,17 @@ class ReferenceKernel {
 
   /// K(x, x2) and Θ(x, x2) after the whole network (readout and head included).
   /// Precondition: both shapes equal the network's input shape (throws InvalidArgument otherwise).
-  [[nodiscard]] KernelValue evaluate(const ImageView& x, const ImageView& x2) const;
+  [[nodiscard]] KernelValue evaluate(const data::ImageView& x, const data::ImageView& x2) const;
 
   /// The full state of the pair (x, x2) after every stage s = 0 .. readout_stage()−1 (element s is the
   /// state after stage s; the readout and head are not included). Same preconditions as evaluate().
-  [[nodiscard]] std::vector<FullState> trace(const ImageView& x, const ImageView& x2) const;
+  [[nodiscard]] std::vector<FullState> trace(const data::ImageView& x, const data::ImageView& x2) const;
 
  private:
   struct Chains;
-  void run_spatial(const ImageView& x, const ImageView& x2, Chains& chains, std::vector<FullState>* record) const;
-  void check_input(const ImageView& x) const;
+  void run_spatial(const data::ImageView& x, const data::ImageView& x2, Chains& chains,
+                   std::vector<FullState>* record) const;
+  void check_input(const data::ImageView& x) const;
 
   Network net_;
   std::vector<int> filter_rotations_;

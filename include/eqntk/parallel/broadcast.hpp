@@ -1,7 +1,10 @@
-// Distribution of the input data: rank 0 loads and preprocesses, every rank receives the result.
+// Distribution of the input data: rank 0 loads and preprocesses, every rank receives the result (images,
+// SO(3) items and the SO(3) grid chosen from them).
 #pragma once
 
 #include "eqntk/io/dataset.hpp"
+#include "eqntk/io/so3_dataset.hpp"
+#include "eqntk/so3/grid_choice.hpp"
 
 namespace eqntk::parallel {
 
@@ -16,5 +19,12 @@ void broadcast_dataset(io::Dataset& d);
 /// whole. Memory per rank O(N/prows + N/pcols + M/prows) images instead of O(N + M). Collective over
 /// MPI_COMM_WORLD; rank 0 must hold the whole (dense) data set.
 void distribute_dataset(io::Dataset& d, int prows, int pcols, std::int64_t nb);
+
+/// Replaces `items` on every rank other than 0 with rank 0's SO(3) items (kind, L, C, channel scale, every
+/// coefficient of every signal or atom). Collective over MPI_COMM_WORLD.
+void broadcast_so3_items(io::So3Items& items);
+
+/// Replaces `g` on every rank other than 0 with rank 0's SO(3) grid choice. Collective over MPI_COMM_WORLD.
+void broadcast_grid_choice(so3::GridChoice& g);
 
 }  // namespace eqntk::parallel

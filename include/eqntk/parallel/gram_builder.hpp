@@ -22,15 +22,13 @@
 #include <string>
 #include <vector>
 
+#include "eqntk/data/image.hpp"
 #include "eqntk/parallel/process_grid.hpp"
 #include "eqntk/error.hpp"
-#include "eqntk/kernel/image.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/problem.hpp"
 
 namespace eqntk::parallel {
-
-using kernel::ImageSet;
 
 struct BuildOptions {
   int threads = 1;
@@ -76,7 +74,7 @@ class Interrupted : public Error {
                                       const BuildOptions& options);
 
 /// Images through the planar engine: build_gram of an ImageProblem.
-[[nodiscard]] GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const ImageSet& train,
-                                      const ImageSet& test, std::int64_t nb, const BuildOptions& options);
+[[nodiscard]] GramMatrices build_gram(const ProcessGrid& grid, const kernel::Network& net, const data::ImageSet& train,
+                                      const data::ImageSet& test, std::int64_t nb, const BuildOptions& options);
 
 }  // namespace eqntk::parallel

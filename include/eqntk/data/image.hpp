@@ -1,14 +1,21 @@
-// Images as the kernel engines see them: C×H×W, channel-major, float64, contiguous.
+// Images as every module sees them (the kernel engines, io, the GPU executor, the SO(3) and finite
+// networks, the tools): C×H×W, channel-major, float64, contiguous. Plain data, no dependencies; the group
+// action on images (rot90, transform) is in group/image_action.hpp, the loaders in io/dataset.hpp.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
-#include "eqntk/group/point_group.hpp"
-#include "eqntk/kernel/network.hpp"
+namespace eqntk::data {
 
-namespace eqntk::kernel {
+/// Shape of one input image: C channels, H×W pixels.
+struct InputShape {
+  std::int64_t channels = 1;
+  std::int64_t height = 1;
+  std::int64_t width = 1;
+  friend bool operator==(const InputShape&, const InputShape&) = default;
+};
 
 /// Non-owning view of one image in CHW order: data[(c·H + i)·W + j].
 struct ImageView {
@@ -48,12 +55,4 @@ struct ImageSet {
   }
 };
 
-/// ρ(r)x = numpy.rot90(x, r, axes=(H, W)) for every channel (MATH.md §1): out[i][j] = x[j][W−1−i] for r = 1.
-/// r may be any integer (taken mod 4). Requires a square image for odd r; throws InvalidArgument otherwise.
-[[nodiscard]] Image rot90(const ImageView& x, int r);
-
-/// ρ(g)x = numpy.rot90(mirror^m x, r) for g = (r, m) (MATH.md §10; mirror reverses the column axis).
-/// Throws InvalidArgument for odd r on a non-square image.
-[[nodiscard]] Image transform(const ImageView& x, group::Element g);
-
-}  // namespace eqntk::kernel
+}  // namespace eqntk::data
