@@ -1,4 +1,5 @@
-// Test fixtures shared by several test executables (header-only: each links what it uses).
+// Test fixtures shared by several test executables (header-only: each links what it uses). The fast path
+// of the unit tests (fast_kernel, FastPath) is in engine.hpp.
 #pragma once
 
 #include <zlib.h>
@@ -12,7 +13,8 @@
 #include <vector>
 
 #include "eqntk/data/image.hpp"
-#include "eqntk/kernel/pair_kernel.hpp"
+#include "eqntk/kernel/architecture.hpp"
+#include "eqntk/kernel/network.hpp"
 
 namespace eqntk::testing {
 
@@ -38,15 +40,6 @@ inline data::Image uniform_image(data::InputShape shape, std::uint64_t seed) {
 /// `arch` on channels × size × size images.
 inline kernel::Network make_network(const std::string& arch, std::int64_t channels, std::int64_t size) {
   return kernel::Network(kernel::Architecture::parse(arch), data::InputShape{channels, size, size});
-}
-
-/// The fast path exactly as production uses it: self_chain per image, then evaluate.
-inline kernel::KernelValue fast_kernel(const kernel::Network& net, const data::ImageView& x,
-                                       const data::ImageView& x2) {
-  kernel::PairKernel pk(net);
-  const kernel::SelfChain s1 = pk.self_chain(x);
-  const kernel::SelfChain s2 = pk.self_chain(x2);
-  return pk.evaluate(x, s1, x2, s2);
 }
 
 /// Relative deviation |a − b| / max(|b|, scale), for messages and "must differ" checks.

@@ -1,4 +1,5 @@
-// Closed-form checks of the fast engine (PairKernel) against values the test computes on its own.
+// Closed-form checks of the fast engine (PairKernel, or the OpenCL executor with EQNTK_TEST_DEVICE=gpu:
+// support/engine.hpp) against values the test computes on its own.
 //
 // Nothing here calls the code under test to produce an expected value. The references are
 //   1. path sums of linear networks (MATH.md §2, §3), written from the finite-network definition:
@@ -36,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "../support/engine.hpp"
 #include "../support/fixtures.hpp"
 #include "eqntk/data/image.hpp"
 #include "eqntk/group/image_action.hpp"
@@ -48,7 +50,7 @@ using eqntk::data::Image;
 using eqntk::data::InputShape;
 using eqntk::kernel::KernelValue;
 using eqntk::kernel::Network;
-using eqntk::kernel::PairKernel;
+using eqntk::testing::FastPath;
 using eqntk::kernel::Padding;
 using eqntk::testing::gaussian_image;
 
@@ -82,7 +84,7 @@ Image zero_border_image(InputShape shape, std::int64_t border, std::uint64_t see
 
 // The engine's K(x, x2), Θ(x, x2) for one ordered pair.
 KernelValue engine_pair(const std::string& arch, const Image& x, const Image& x2) {
-  PairKernel pk(Network(Architecture::parse(arch), x.shape));
+  FastPath pk(Network(Architecture::parse(arch), x.shape));
   const auto sx = pk.self_chain(x.view());
   const auto sx2 = pk.self_chain(x2.view());
   return pk.evaluate(x.view(), sx, x2.view(), sx2);
@@ -518,19 +520,22 @@ struct Gram {
   Eigen::MatrixXd nngp, ntk;
 };
 
-// Every ordered pair (i, j) evaluated explicitly, both orders.
+// Every ordered pair (i, j) evaluated explicitly, both orders (in one batch on the device).
 Gram full_gram(const std::string& arch, const std::vector<Image>& xs) {
-  PairKernel pk(Network(Architecture::parse(arch), xs.front().shape));
+  FastPath pk(Network(Architecture::parse(arch), xs.front().shape));
   std::vector<eqntk::kernel::SelfChain> chains;
   for (const auto& x : xs) chains.push_back(pk.self_chain(x.view()));
   const auto n = static_cast<Eigen::Index>(xs.size());
+  std::vector<eqntk::testing::PairRef> pairs;
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    for (std::size_t j = 0; j < xs.size(); ++j) pairs.push_back({xs[i].view(), &chains[i], xs[j].view(), &chains[j]});
+  const std::vector<KernelValue> v = pk.evaluate(pairs);
   Gram g{Eigen::MatrixXd(n, n), Eigen::MatrixXd(n, n)};
   for (Eigen::Index i = 0; i < n; ++i)
     for (Eigen::Index j = 0; j < n; ++j) {
-      const auto ui = static_cast<std::size_t>(i), uj = static_cast<std::size_t>(j);
-      const KernelValue v = pk.evaluate(xs[ui].view(), chains[ui], xs[uj].view(), chains[uj]);
-      g.nngp(i, j) = v.nngp;
-      g.ntk(i, j) = v.ntk;
+      const KernelValue& e = v[static_cast<std::size_t>(i * n + j)];
+      g.nngp(i, j) = e.nngp;
+      g.ntk(i, j) = e.ntk;
     }
   return g;
 }
@@ -833,7 +838,7 @@ TEST(GramMatrix, ReluNtkAtCollinearEntriesIsSymmetric) {
   };
   for (const auto& arch : archs) {
     SCOPED_TRACE(arch);
-    PairKernel pk(Network(Architecture::parse(arch), xs[1].shape));
+    FastPath pk(Network(Architecture::parse(arch), xs[1].shape));
     for (const std::size_t base : {std::size_t{1}, std::size_t{2}, std::size_t{5}}) {
       const Image& x = xs[base];
       std::vector<Image> partners;

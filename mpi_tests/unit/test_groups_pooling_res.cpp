@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/engine.hpp"
 #include "../support/fixtures.hpp"
 #include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
@@ -115,7 +116,7 @@ TEST(GroupsFastVsReference, SelfKernelsAgreeWithTheReference) {
   for (const Case& c : covering_cases()) {
     const ek::Network net = make_network(c.arch, c.channels, c.size);
     const data::Image x = random_image(net.input_shape(), 99);
-    ek::PairKernel pk(net);
+    eqntk::testing::FastPath pk(net);
     const ek::KernelValue got = pk.self_chain(x.view()).self;
     const ek::KernelValue want = ek::ReferenceKernel(net).evaluate(x.view(), x.view());
     EXPECT_LE(deviation(got.nngp, want.nngp), kTol) << c.arch;

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/engine.hpp"
 #include "../support/fixtures.hpp"
 #include "eqntk/data/image.hpp"
 #include "eqntk/error.hpp"
@@ -41,6 +42,7 @@ namespace ek = eqntk::kernel;
 namespace data = eqntk::data;
 
 using eqntk::testing::deviation;
+using eqntk::testing::FastPath;
 using eqntk::testing::fast_kernel;
 using eqntk::testing::make_network;
 constexpr auto random_image = eqntk::testing::uniform_image;
@@ -485,7 +487,7 @@ TEST(Symmetry, GroupPooledKernelsAreInvariantUnderRotatingEitherInput) {
         const ek::Network net = make_network(arch, 2, size);
         const data::Image x = random_image(net.input_shape(), 51);
         const data::Image x2 = random_image(net.input_shape(), 52);
-        ek::PairKernel pk(net);
+        FastPath pk(net);
         const ek::SelfChain s1 = pk.self_chain(x.view());
         const ek::SelfChain s2 = pk.self_chain(x2.view());
         const ek::KernelValue base = pk.evaluate(x.view(), s1, x2.view(), s2);
@@ -617,7 +619,7 @@ TEST(Symmetry, GroupCnnEqualsOrbitAveragedCnn) {
       const ek::Network cnn = make_network(pr.cnn, 2, size);
       const data::Image x = random_image(p4.input_shape(), 81);
       const data::Image x2 = random_image(p4.input_shape(), 82);
-      ek::PairKernel pk(p4);
+      FastPath pk(p4);
       const ek::SelfChain s1 = pk.self_chain(x.view());
       const ek::SelfChain s2 = pk.self_chain(x2.view());
       const ek::KernelValue want = pk.evaluate(x.view(), s1, x2.view(), s2);
