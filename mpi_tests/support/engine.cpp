@@ -1,8 +1,14 @@
 // The fast-path engine switch of the unit tests (engine.hpp).
 #include "engine.hpp"
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
+#include <mutex>
+#include <sstream>
 #include <string_view>
 
 #include "eqntk/error.hpp"
@@ -12,6 +18,35 @@ namespace eqntk::testing {
 namespace {
 
 std::atomic<std::int64_t> g_device_work{0};
+constexpr double kCrossTolerance = 1e-12;
+std::mutex g_check_mutex;
+CrossCheck g_check;
+
+double deviation_on(double a, double b, double scale) {
+  if (!std::isfinite(a) || !std::isfinite(b)) return a == b ? 0.0 : INFINITY;
+  return std::abs(a - b) / std::max({std::abs(b), scale, 1e-300});
+}
+
+// Records the deviation of a device value from the CPU engine's (CrossCheck).
+void cross_check(const kernel::KernelValue& dev, const kernel::KernelValue& cpu, const kernel::KernelValue& self1,
+                 const kernel::KernelValue& self2, const char* what) {
+  const double d = std::max(deviation_on(dev.nngp, cpu.nngp, std::sqrt(std::abs(self1.nngp * self2.nngp))),
+                            deviation_on(dev.ntk, cpu.ntk, std::sqrt(std::abs(self1.ntk * self2.ntk))));
+  const std::lock_guard lock(g_check_mutex);
+  ++g_check.values;
+  if (g_check.values > 1 && d <= g_check.deviation && d <= kCrossTolerance) return;
+  const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::ostringstream w;
+  w.precision(17);
+  w << (t != nullptr ? std::string(t->test_suite_name()) + "." + t->name() : "(no test)") << ", " << what
+    << ": device (" << dev.nngp << ", " << dev.ntk << "), CPU engine (" << cpu.nngp << ", " << cpu.ntk << ")";
+  // The bound: the device agrees with the CPU engine to 1e-12 relative (measured on PoCL: ≤ 3e-15).
+  if (d > kCrossTolerance) ADD_FAILURE() << "device and CPU engine differ by " << d << " > " << kCrossTolerance << ": " << w.str();
+  if (g_check.values == 1 || d > g_check.deviation) {
+    g_check.deviation = d;
+    g_check.where = w.str();
+  }
+}
 
 // EQNTK_TEST_LOCAL_PASSES as DeviceOptions (mpi_tests/gpu reads it the same way); `what` describes it.
 gpu::DeviceOptions device_options(std::string* what) {
@@ -60,6 +95,11 @@ std::string engine_description() {
 
 std::int64_t device_work() { return g_device_work.load(); }
 
+CrossCheck device_vs_cpu() {
+  const std::lock_guard lock(g_check_mutex);
+  return g_check;
+}
+
 FastPath::FastPath(const kernel::Network& net) : net_(net) {
   if (active_engine() == Engine::cpu) {
     cpu_.emplace(net_);
@@ -70,6 +110,7 @@ FastPath::FastPath(const kernel::Network& net) : net_(net) {
   // Batches of up to 256 pairs: the tests' networks are small, and buffers for the memory-sized default
   // batch would be allocated even for one pair.
   gpu_ = std::make_unique<gpu::PairExecutor>(net_, *d, 256);
+  check_.emplace(net_);
 }
 
 FastPath::~FastPath() = default;
@@ -78,6 +119,8 @@ kernel::SelfChain FastPath::self_chain(const data::ImageView& x) {
   if (cpu_) return cpu_->self_chain(x);
   kernel::SelfChain s = gpu_->self_chain(x);
   ++g_device_work;
+  const kernel::KernelValue cpu = check_->self_chain(x).self;
+  cross_check(s.self, cpu, cpu, cpu, "self chain");
   return s;
 }
 
@@ -97,6 +140,10 @@ std::vector<kernel::KernelValue> FastPath::evaluate(std::span<const PairRef> pai
   }
   std::vector<kernel::KernelValue> out = gpu_->evaluate(pairs);
   g_device_work += static_cast<std::int64_t>(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const PairRef& p = pairs[i];
+    cross_check(out[i], check_->evaluate(p.x, *p.sx, p.x2, *p.sx2), p.sx->self, p.sx2->self, "pair");
+  }
   return out;
 }
 

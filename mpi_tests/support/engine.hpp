@@ -46,6 +46,18 @@ enum class Engine { cpu, gpu };
 /// test of a device rerun added to it).
 [[nodiscard]] std::int64_t device_work();
 
+/// The largest deviation of a device value from the CPU engine's so far (device runs only). Every self chain
+/// and pair FastPath computes on the device is computed by the CPU engine too (a pair from the same self
+/// chains); deviation = |device − CPU| / max(|CPU|, s), s the Cauchy–Schwarz scale √|K(x,x)·K(x',x')| of
+/// the pair (of K for K, of Θ for Θ), the larger of the K and Θ deviations. A deviation above 1e-12 fails
+/// the running test (issue 13's bound for the device against the CPU engine).
+struct CrossCheck {
+  double deviation = 0.0;
+  std::string where;        ///< test and value of the largest one
+  std::int64_t values = 0;  ///< values compared
+};
+[[nodiscard]] CrossCheck device_vs_cpu();
+
 /// One pair of images with their self chains (from FastPath::self_chain of the same network).
 using PairRef = gpu::PairRef;
 
@@ -67,6 +79,7 @@ class FastPath {
  private:
   kernel::Network net_;  // gpu::PairExecutor keeps a reference; callers may pass a temporary
   std::optional<kernel::PairKernel> cpu_;
+  std::optional<kernel::PairKernel> check_;  // the CPU engine beside the device (device_vs_cpu)
   std::unique_ptr<gpu::PairExecutor> gpu_;
 };
 
