@@ -41,7 +41,8 @@ void cross_check(const kernel::KernelValue& dev, const kernel::KernelValue& cpu,
   w << (t != nullptr ? std::string(t->test_suite_name()) + "." + t->name() : "(no test)") << ", " << what
     << ": device (" << dev.nngp << ", " << dev.ntk << "), CPU engine (" << cpu.nngp << ", " << cpu.ntk << ")";
   // The bound: the device agrees with the CPU engine to 1e-12 relative (measured on PoCL: ≤ 3e-15).
-  if (d > kCrossTolerance) ADD_FAILURE() << "device and CPU engine differ by " << d << " > " << kCrossTolerance << ": " << w.str();
+  if (d > kCrossTolerance)
+    ADD_FAILURE() << "device and CPU engine differ by " << d << " > " << kCrossTolerance << ": " << w.str();
   if (g_check.values == 1 || d > g_check.deviation) {
     g_check.deviation = d;
     g_check.where = w.str();
@@ -59,10 +60,9 @@ gpu::DeviceOptions device_options(std::string* what) {
   options.max_tile = std::atoi(v);
   options.local_passes = options.max_tile > 0 ? 1 : 0;
   if (what != nullptr)
-    *what = options.local_passes != 0
-                ? "window passes through local memory in tiles of at most " + std::to_string(options.max_tile) + "x" +
-                      std::to_string(options.max_tile)
-                : "window passes reading global memory";
+    *what = options.local_passes != 0 ? "window passes through local memory in tiles of at most " +
+                                            std::to_string(options.max_tile) + "x" + std::to_string(options.max_tile)
+                                      : "window passes reading global memory";
   return options;
 }
 
@@ -93,7 +93,9 @@ std::string engine_description() {
   return "OpenCL device '" + d->info().name + "' (platform '" + d->info().platform + "'), " + passes;
 }
 
-std::int64_t device_work() { return g_device_work.load(); }
+std::int64_t device_work() {
+  return g_device_work.load();
+}
 
 CrossCheck device_vs_cpu() {
   const std::lock_guard lock(g_check_mutex);
@@ -124,8 +126,8 @@ kernel::SelfChain FastPath::self_chain(const data::ImageView& x) {
   return s;
 }
 
-kernel::KernelValue FastPath::evaluate(const data::ImageView& x, const kernel::SelfChain& sx,
-                                       const data::ImageView& x2, const kernel::SelfChain& sx2) {
+kernel::KernelValue FastPath::evaluate(const data::ImageView& x, const kernel::SelfChain& sx, const data::ImageView& x2,
+                                       const kernel::SelfChain& sx2) {
   if (cpu_) return cpu_->evaluate(x, sx, x2, sx2);
   const PairRef pair{x, &sx, x2, &sx2};
   return evaluate(std::span<const PairRef>(&pair, 1)).front();

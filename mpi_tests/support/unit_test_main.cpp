@@ -46,8 +46,8 @@ class DeviceEnvironment : public ::testing::Environment {
   }
   void TearDown() override {
     const et::CrossCheck c = et::device_vs_cpu();
-    std::cout << "[ engine   ] " << c.values << " device values against the CPU engine, largest deviation " << c.deviation
-              << (c.values > 0 ? " (" + c.where + ")" : "") << std::endl;
+    std::cout << "[ engine   ] " << c.values << " device values against the CPU engine, largest deviation "
+              << c.deviation << (c.values > 0 ? " (" + c.where + ")" : "") << std::endl;
     if (listener_->idle.empty()) return;
     std::string names;
     for (const std::string& n : listener_->idle) names += (names.empty() ? "" : ", ") + n;
