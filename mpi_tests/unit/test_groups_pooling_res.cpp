@@ -4,6 +4,7 @@
 // pooling needs them) against the reference engine (all |G|² label blocks, literal s-sums, literal
 // cell averages); the symmetries of §10 on the reference and the fast engine; and closed forms built in
 // the test from explicit shift and pooling matrices.
+// The fast engine is the CPU's, or with EQNTK_TEST_DEVICE=gpu the OpenCL executor (support/engine.hpp).
 //
 // Tolerance: kTol = 1e-12 relative, judged on max(|b|, Cauchy–Schwarz scale) as in test_reference.cpp
 // (whose header derives the rounding bound: per layer ≤ |G|·q² + pooling terms, all well below 1e-12).

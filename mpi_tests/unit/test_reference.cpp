@@ -1,5 +1,7 @@
 // The reference engine (full 16-block kernel matrices, MATH.md §3–§4) against closed forms, the fast
 // 4-block engine against the reference, and the symmetries of MATH.md §5.
+// The fast engine is the CPU's, or with EQNTK_TEST_DEVICE=gpu the OpenCL executor (support/engine.hpp:
+// FastPath, fast_kernel); tests that read the CPU engine's blocks (evaluate_observed) call PairKernel itself.
 //
 // Tolerances. Every value compared here is a composition of at most three window sums of
 // n ≤ |S|·q² = 100 terms per layer, a pool of at most (4·h·w)² terms, and dual activations that are
