@@ -699,39 +699,21 @@ TEST_F(FiniteMonteCarlo, NtkSpreadFallsLikeInverseSquareRootOfWidth) {
 // gconvs dominate the run time, so its largest width is 32; 5 standard errors there are ≤ 8 % of the NTK
 // (≤ 6 % for the CNN at 64), while dropping the res block's saved input in the engine moves the NTK by
 // 60–70 %, and pooling only same-offset pairs of a cell by 70–130 %.
-class FiniteMonteCarloAvgpoolRes : public ::testing::Test {
- protected:
-  static constexpr const char* kGroupArch =
-      "lift:k=3,relu,res(gconv:k=3,relu,gconv:k=3),avgpool:s=2,gconv:k=3,relu,gpool,dense";
-  static constexpr const char* kCnnArch =
-      "conv:k=3,relu,res(conv:k=3,relu,conv:k=3),avgpool:s=2,conv:k=3,relu,flatten,dense";
-  static void SetUpTestSuite() {
-    group_ = run_monte_carlo(kGroupArch, {1, 4, 4}, {8, 32}, 400);
-    cnn_ = run_monte_carlo(kCnnArch, {1, 6, 6}, {8, 64}, 400);
-  }
-  static inline McRun group_, cnn_;
-};
-
-TEST_F(FiniteMonteCarloAvgpoolRes, AnalyticKernelsLieWithinFiveStandardErrorsAtTheLargestWidth) {
-  {
-    SCOPED_TRACE(kGroupArch);
-    expect_analytic_within_five_standard_errors(group_, 0.1);
-  }
-  {
-    SCOPED_TRACE(kCnnArch);
-    expect_analytic_within_five_standard_errors(cnn_, 0.08);
-  }
+// One test per network, each running only its own Monte Carlo (ctest runs every test in a process of its own).
+TEST(FiniteMonteCarloAvgpoolRes, GroupNetworkWithResAndAvgpool) {
+  const std::string arch = "lift:k=3,relu,res(gconv:k=3,relu,gconv:k=3),avgpool:s=2,gconv:k=3,relu,gpool,dense";
+  SCOPED_TRACE(arch);
+  const McRun run = run_monte_carlo(arch, {1, 4, 4}, {8, 32}, 400);
+  expect_analytic_within_five_standard_errors(run, 0.1);
+  expect_spread_falls_like_inverse_square_root(run);  // n = 8 → 32: the spread shrinks by 2
 }
 
-TEST_F(FiniteMonteCarloAvgpoolRes, NtkSpreadFallsLikeInverseSquareRootOfWidth) {
-  {
-    SCOPED_TRACE(kGroupArch);  // n = 8 → 32: the spread shrinks by 2
-    expect_spread_falls_like_inverse_square_root(group_);
-  }
-  {
-    SCOPED_TRACE(kCnnArch);  // n = 8 → 64: by √8
-    expect_spread_falls_like_inverse_square_root(cnn_);
-  }
+TEST(FiniteMonteCarloAvgpoolRes, CnnWithResAndFlattenAfterAvgpool) {
+  const std::string arch = "conv:k=3,relu,res(conv:k=3,relu,conv:k=3),avgpool:s=2,conv:k=3,relu,flatten,dense";
+  SCOPED_TRACE(arch);
+  const McRun run = run_monte_carlo(arch, {1, 6, 6}, {8, 64}, 400);
+  expect_analytic_within_five_standard_errors(run, 0.08);
+  expect_spread_falls_like_inverse_square_root(run);  // n = 8 → 64: by √8
 }
 
 }  // namespace
