@@ -290,6 +290,23 @@ TEST(FiniteForward, AvgpoolAndResStagesMatchMath10) {
                                    {2, 6, 4}, 3, 2);
 }
 
+TEST(FiniteForward, AvgpoolAndResHaveNoParametersAndShrinkTheFanIn) {
+  // Blocks only for the linear layers (res markers and avgpool have none); the dense layer after flatten
+  // sees n·|G|·(H/s)·(W/s) features: 5 channels × 8 group labels × 3×3 cells of a 6×6 map.
+  const Network net =
+      make_net("lift:k=3:group=p4m,relu,res(gconv:k=3,relu,gconv:k=1),avgpool:s=2,flatten,dense", {2, 6, 6});
+  const FiniteNetwork f(net, 5, 1);
+  const auto& b = f.blocks();
+  ASSERT_EQ(b.size(), 8u);
+  EXPECT_EQ(b[0].fan_in, 2 * 9);      // lift: C q²
+  EXPECT_EQ(b[2].fan_in, 5 * 8 * 9);  // gconv: n |G| q²
+  EXPECT_EQ(b[4].fan_in, 5 * 8 * 1);  // gconv k=1
+  EXPECT_EQ(b[6].fan_in, 5 * 8 * 3 * 3);
+  for (std::size_t i = 0; i < b.size(); i += 2)
+    EXPECT_TRUE(eqntk::kernel::is_spatial_linear(net.stages()[b[i].stage].spec.kind) ||
+                net.stages()[b[i].stage].spec.kind == LayerKind::dense);
+}
+
 TEST(FiniteForward, LinearLayersAfterAvgpoolAndResMatchMath2) {
   expect_layers_match_math2(
       "lift:k=3:b=0.2,relu,res(gconv:k=3:b=0.3,relu,gconv:k=3:pad=circular),avgpool:s=2,gconv:k=3:b=0.1,relu,"
