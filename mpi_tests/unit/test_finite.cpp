@@ -1,10 +1,12 @@
-// Finite-width networks (eqntk/finite/network.hpp): the MATH.md §2 parameterization, exact gradients,
-// symmetry, and a small Monte Carlo check of the analytic kernels (MATH.md §8).
+// Finite-width networks (eqntk/finite/network.hpp): the MATH.md §2/§10 parameterization, exact gradients,
+// symmetry, and small Monte Carlo checks of the analytic kernels (MATH.md §8), average pooling and residual
+// blocks included.
 //
 // 1. FiniteForward: every layer's output is recomputed here, term by term, from the MATH.md §2 formula
 //    and the parameters() layout documented in the header (own R, own padding, own (r + s) mod 4).
 //    Both sides sum the same ≤ fan-in terms in different orders, so they agree to fan-in·ε·Σ|terms|
-//    (Higham §4.2); the test allows 4× that.
+//    (Higham §4.2); the test allows 4× that. avgpool outputs are recomputed as cell means and res_end
+//    outputs as body output + block input (MATH.md §10).
 // 2. FiniteGradient: the directional derivative g·v of every parameter block (v random, zero outside the
 //    block) against central differences D(h). D(h) errs by c·h² (truncation) plus u/h (u: rounding of one
 //    forward pass), so with D(h) and D(h/2): |D(h/2) − g·v| ≤ |D(h) − D(h/2)| + 4u/h, where
@@ -14,10 +16,11 @@
 //    away from kinks) and smooth for erf. The test also requires |g·v| ≥ 100× the tolerance, so a kink
 //    crossed by the difference (which would inflate |D(h) − D(h/2)|) cannot pass silently.
 // 3. FiniteSymmetry: with gpool the p4 network is invariant under all four input rotations (rounding
-//    only: the rotated input permutes the summands); the lifted/group-convolved maps are equivariant,
+//    only: the rotated input permutes the summands), with avgpool and res blocks too (p4, p4m; a D2
+//    network is not invariant under a quarter turn); the lifted/group-convolved maps are equivariant,
 //    F[ρx](·, r) = rot90(F[x](·, r − 1)); a CNN with gap is not invariant.
-// 4. FiniteMonteCarlo: M initializations per width; at the largest width the analytic NNGP/NTK lie
-//    within 5 standard errors of the Monte Carlo means, and the NTK spread falls like n^(−1/2).
+// 4. FiniteMonteCarlo(AvgpoolRes): M initializations per width; at the largest width the analytic NNGP/NTK
+//    lie within 5 standard errors of the Monte Carlo means, and the NTK spread falls like n^(−1/2).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -26,6 +29,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -216,6 +220,102 @@ TEST(FiniteForward, PlaneLayersMatchMath2ForEveryPadding) {
   expect_layers_match_math2("flatten,dense:b=0.5,relu,dense:b=0.1", {2, 3, 4}, 4);
 }
 
+// avgpool and res stages against MATH.md §10, each from the network's own previous stage outputs: an
+// avgpool output is the mean of its s×s cell (the cells of the s-strided grid) in every map (channel and
+// group label), a res marker passes its input on, and a res_end output is the body's output plus the input
+// of its res marker. The avgpool mean sums s² terms (tolerance 4·s²·ε·Σ|terms|); the res sum is one addition
+// done the same way on both sides (exact).
+void expect_pool_and_res_match_math10(const std::string& arch, InputShape shape, std::int64_t width,
+                                      int expected_checks) {
+  SCOPED_TRACE(arch);
+  const Network net = make_net(arch, shape);
+  FiniteNetwork f(net, width, 13);
+  const Image x = gaussian_image(shape, 6);
+  (void)f.forward(x.view());
+  const auto& stages = net.stages();
+  auto input_of = [&](std::size_t s) {
+    const auto v = s == 0 ? std::span<const double>(x.pixels) : f.stage_output(s - 1);
+    return std::vector<double>(v.begin(), v.end());
+  };
+  int checked = 0;
+  for (std::size_t s = 0; s < stages.size(); ++s) {
+    const Stage& st = stages[s];
+    const auto got = f.stage_output(s);
+    const std::vector<double> in = input_of(s);
+    if (st.spec.kind == LayerKind::avgpool) {
+      const std::int64_t c = st.spec.s;
+      const std::int64_t maps = static_cast<std::int64_t>(in.size()) / (st.h_in * st.w_in);
+      ASSERT_EQ(st.h_out * c, st.h_in);
+      ASSERT_EQ(got.size(), static_cast<std::size_t>(maps * st.h_out * st.w_out));
+      for (std::int64_t m = 0; m < maps; ++m)
+        for (std::int64_t i = 0; i < st.h_out; ++i)
+          for (std::int64_t j = 0; j < st.w_out; ++j) {
+            double sum = 0.0, mag = 0.0;
+            for (std::int64_t a = 0; a < c; ++a)
+              for (std::int64_t b = 0; b < c; ++b) {
+                const double v = in[static_cast<std::size_t>((m * st.h_in + c * i + a) * st.w_in + c * j + b)];
+                sum += v;
+                mag += std::abs(v);
+              }
+            const std::size_t k = static_cast<std::size_t>((m * st.h_out + i) * st.w_out + j);
+            ASSERT_NEAR(got[k], sum / static_cast<double>(c * c), 4.0 * static_cast<double>(c * c) * kEps * mag)
+                << "stage " << s << " map " << m << " cell (" << i << "," << j << ")";
+          }
+      ++checked;
+    } else if (st.spec.kind == LayerKind::res) {
+      ASSERT_EQ(net.stages()[st.partner].spec.kind, LayerKind::res_end);
+      ASSERT_TRUE(std::equal(got.begin(), got.end(), in.begin(), in.end())) << "stage " << s;
+    } else if (st.spec.kind == LayerKind::res_end) {
+      const std::vector<double> h = input_of(st.partner);  // the block's input
+      ASSERT_EQ(got.size(), in.size());
+      ASSERT_EQ(h.size(), in.size());
+      for (std::size_t k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], in[k] + h[k]) << "stage " << s << " entry " << k;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, expected_checks);
+}
+
+TEST(FiniteForward, AvgpoolAndResStagesMatchMath10) {
+  // Nested and consecutive blocks, avgpool between and after them, on p4, p4m, D2 and plane maps.
+  expect_pool_and_res_match_math10(
+      "lift:k=3:b=0.2,relu,res(gconv:k=3:b=0.3,relu,res(gconv:k=3,erf,gconv:k=1:b=0.1)),res(gconv:k=3,relu),"
+      "avgpool:s=2,gconv:k=3:pad=circular,relu,avgpool:s=3,gpool,dense",
+      {2, 12, 12}, 3, 5);
+  expect_pool_and_res_match_math10(
+      "lift:k=3:group=p4m:b=0.2,relu,avgpool:s=2,res(gconv:k=3,relu,gconv:k=3),flatten,dense", {1, 4, 4}, 2, 2);
+  expect_pool_and_res_match_math10("lift:k=3:group=D2,erf,res(gconv:k=3:b=0.1),avgpool:s=3,gpool,dense", {1, 6, 6}, 2,
+                                   2);
+  expect_pool_and_res_match_math10("conv:k=3:b=0.1,relu,res(conv:k=3,relu,conv:k=3),avgpool:s=2,flatten,dense",
+                                   {2, 6, 4}, 3, 2);
+}
+
+TEST(FiniteForward, AvgpoolAndResHaveNoParametersAndShrinkTheFanIn) {
+  // Blocks only for the linear layers (res markers and avgpool have none); the dense layer after flatten
+  // sees n·|G|·(H/s)·(W/s) features: 5 channels × 8 group labels × 3×3 cells of a 6×6 map.
+  const Network net =
+      make_net("lift:k=3:group=p4m,relu,res(gconv:k=3,relu,gconv:k=1),avgpool:s=2,flatten,dense", {2, 6, 6});
+  const FiniteNetwork f(net, 5, 1);
+  const auto& b = f.blocks();
+  ASSERT_EQ(b.size(), 8u);
+  EXPECT_EQ(b[0].fan_in, 2 * 9);      // lift: C q²
+  EXPECT_EQ(b[2].fan_in, 5 * 8 * 9);  // gconv: n |G| q²
+  EXPECT_EQ(b[4].fan_in, 5 * 8 * 1);  // gconv k=1
+  EXPECT_EQ(b[6].fan_in, 5 * 8 * 3 * 3);
+  for (std::size_t i = 0; i < b.size(); i += 2)
+    EXPECT_TRUE(eqntk::kernel::is_spatial_linear(net.stages()[b[i].stage].spec.kind) ||
+                net.stages()[b[i].stage].spec.kind == LayerKind::dense);
+}
+
+TEST(FiniteForward, LinearLayersAfterAvgpoolAndResMatchMath2) {
+  expect_layers_match_math2(
+      "lift:k=3:b=0.2,relu,res(gconv:k=3:b=0.3,relu,gconv:k=3:pad=circular),avgpool:s=2,gconv:k=3:b=0.1,relu,"
+      "flatten,dense:b=0.2",
+      {2, 6, 6}, 3);
+  expect_layers_match_math2("conv:k=3:b=0.1,relu,res(conv:k=3,relu,conv:k=3),avgpool:s=2,conv:k=3,relu,gap,dense",
+                            {2, 6, 4}, 3);
+}
+
 TEST(FiniteForward, ParameterBlocksHaveTheFanInsOfMath2) {
   const Network net = make_net("lift:k=3,relu,gconv:k=5,relu,gpool,dense,relu,dense", {2, 6, 6});
   const FiniteNetwork f(net, 7, 1);
@@ -342,6 +442,24 @@ TEST(FiniteGradient, MlpOnFlattenedInputMatchesCentralDifferences) {
   expect_gradients_match_differences("flatten,dense:b=0.5,relu,dense:b=0.1,erf,dense:b=0.2", {2, 3, 4}, 5);
 }
 
+TEST(FiniteGradient, AvgpoolAndResGroupNetworksMatchCentralDifferences) {
+  // Nested and consecutive blocks (δ reaches a block's input both through its body and around it).
+  expect_gradients_match_differences(
+      "lift:k=3:b=0.2,relu,res(gconv:k=3:b=0.3,relu,gconv:k=3:pad=circular:b=0.1),avgpool:s=2,gconv:k=3:b=0.2,erf,"
+      "res(gconv:k=3:b=0.1,erf,res(gconv:k=3:b=0.2,relu,gconv:k=1:b=0.1)),res(gconv:k=1:b=0.3,id),gpool,dense:b=0.3",
+      {2, 6, 6}, 3);
+  expect_gradients_match_differences(
+      "lift:k=3:group=p4m:b=0.2,erf,avgpool:s=2,res(gconv:k=3:b=0.1,erf,gconv:k=3:b=0.2),erf,flatten,dense:b=0.1",
+      {1, 4, 4}, 2);
+}
+
+TEST(FiniteGradient, AvgpoolAndResCnnMatchesCentralDifferences) {
+  expect_gradients_match_differences(
+      "conv:k=3:b=0.1,relu,res(conv:k=3:b=0.2,relu,conv:k=3:b=0.1),res(conv:k=1:b=0.2,erf),avgpool:s=2,"
+      "conv:k=3:pad=valid:b=0.1,relu,avgpool:s=2,flatten,dense:b=0.2,relu,dense:b=0.1",
+      {2, 8, 12}, 3);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // 3. Symmetry
 // ---------------------------------------------------------------------------------------------------
@@ -383,6 +501,32 @@ TEST(FiniteSymmetry, EveryPointGroupNetworkIsInvariantUnderItsGroupOnly) {
         EXPECT_GT(std::abs(fe - f0), 1e-8 * std::max(1.0, std::abs(f0))) << "(" << e.r << "," << e.m << ")";
     }
   }
+}
+
+TEST(FiniteSymmetry, AvgpoolAndResNetworksAreInvariantUnderTheirGroupOnly) {
+  // The avgpool cells of an s-strided grid on an image whose size s divides are permuted by every element of
+  // D4 about the image centre, and h + F(h) is equivariant when F is: with gpool a p4 / p4m network with
+  // avgpool and res blocks is invariant under its group; a D2 network (half turn and mirrors) is not
+  // invariant under a quarter turn.
+  const auto d4 = eqntk::group::elements(eqntk::group::PointGroup::D4);
+  for (const std::string g : {"p4", "p4m", "D2"})
+    for (const std::string pad : {"same", "circular"}) {
+      const std::string arch = "lift:k=3:group=" + g + ":pad=" + pad + ":b=0.3,relu,res(gconv:k=3:pad=" + pad +
+                               ":b=0.2,relu,gconv:k=3:pad=" + pad + "),avgpool:s=2,gconv:k=3:pad=" + pad +
+                               ",erf,res(gconv:k=3:b=0.1,relu,gconv:k=1),gpool,dense:b=0.1";
+      SCOPED_TRACE(arch);
+      const Network net = make_net(arch, {2, 6, 6});
+      FiniteNetwork f(net, 4, 23);
+      const Image x = gaussian_image(net.input_shape(), 7);
+      const double f0 = f.forward(x.view());
+      for (const eqntk::group::Element e : d4) {
+        const double fe = f.forward(eqntk::group::transform(x.view(), e).view());
+        if (eqntk::group::index_of(net.group(), e) >= 0)
+          EXPECT_NEAR(fe, f0, 1e-12 * std::max(1.0, std::abs(f0))) << "(" << e.r << "," << e.m << ")";
+        else
+          EXPECT_GT(std::abs(fe - f0), 1e-6 * std::max(1.0, std::abs(f0))) << "(" << e.r << "," << e.m << ")";
+      }
+    }
 }
 
 TEST(FiniteSymmetry, GroupFeatureMapsAreEquivariant) {
@@ -441,101 +585,152 @@ struct McWidth {
   std::vector<std::vector<double>> ntk, nngp, nngp_cond;
 };
 
-class FiniteMonteCarlo : public ::testing::Test {
- protected:
-  static constexpr const char* kArch = "lift:k=3:pad=same,relu,gconv:k=3:pad=same,relu,gpool,dense";
-  static constexpr std::int64_t kInits = 400;
-  static inline std::vector<McWidth> widths_;
-  static inline std::vector<std::pair<double, double>> analytic_;  // (nngp, ntk) per pair
-  static inline std::vector<std::pair<std::int64_t, std::int64_t>> pairs_ = {{0, 0}, {0, 1}, {1, 1}};
-
-  static void SetUpTestSuite() {
-    const Network net = make_net(kArch, {1, 4, 4});
-    ImageSet images{net.input_shape(), 2, {}};
-    for (std::uint64_t i = 0; i < 2; ++i) {
-      const Image x = gaussian_image(net.input_shape(), 100 + i);
-      images.pixels.insert(images.pixels.end(), x.pixels.begin(), x.pixels.end());
-    }
-    eqntk::kernel::PairKernel pk(net);
-    const auto s0 = pk.self_chain(images.view(0)), s1 = pk.self_chain(images.view(1));
-    const eqntk::kernel::SelfChain* chains[2] = {&s0, &s1};
-    for (const auto& [a, b] : pairs_) {
-      const auto v = pk.evaluate(images.view(a), *chains[a], images.view(b), *chains[b]);
-      analytic_.emplace_back(v.nngp, v.ntk);
-    }
-    for (const std::int64_t n : {8, 64}) {
-      McWidth w;
-      w.width = n;
-      w.ntk.assign(pairs_.size(), std::vector<double>(kInits));
-      w.nngp = w.ntk;
-      w.nngp_cond = w.ntk;
-#pragma omp parallel for schedule(dynamic, 1)
-      for (std::int64_t i = 0; i < kInits; ++i) {
-        FiniteNetwork f(net, n, 1000003ULL * static_cast<std::uint64_t>(n) + static_cast<std::uint64_t>(i));
-        const auto k = eqntk::finite::empirical_kernels(f, images);
-        for (std::size_t p = 0; p < pairs_.size(); ++p) {
-          const auto idx = static_cast<std::size_t>(pairs_[p].first * 2 + pairs_[p].second);
-          w.ntk[p][static_cast<std::size_t>(i)] = k.ntk[idx];
-          w.nngp[p][static_cast<std::size_t>(i)] = k.nngp[idx];
-          w.nngp_cond[p][static_cast<std::size_t>(i)] = k.nngp_cond[idx];
-        }
-      }
-      widths_.push_back(std::move(w));
-    }
-  }
-
-  static double mean(const std::vector<double>& v) {
-    double s = 0.0;
-    for (double e : v) s += e;
-    return s / static_cast<double>(v.size());
-  }
-  static double standard_error(const std::vector<double>& v) {
-    const double m = mean(v);
-    double s = 0.0;
-    for (double e : v) s += (e - m) * (e - m);
-    return std::sqrt(s / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()));
-  }
-  // √(mean_i (Θ_i − Θ)²)/|Θ|, and the standard error of that estimate by the delta method:
-  // SE(s²) = sd_i((Θ_i − Θ)²)/√M, SE(s) = SE(s²)/(2s).
-  static std::pair<double, double> spread(const std::vector<double>& v, double exact) {
-    std::vector<double> sq;
-    for (double e : v) sq.push_back((e - exact) * (e - exact) / (exact * exact));
-    const double s2 = mean(sq);
-    return {std::sqrt(s2), standard_error(sq) / (2.0 * std::sqrt(s2))};
-  }
+// One Monte Carlo experiment: the analytic kernels of the image pairs (0,0), (0,1), (1,1) and, for every
+// width, `inits` independent initializations' empirical kernels on them. Initialization i of width n is
+// seeded 1000003·n + i, so the samples (and the test) are the same for every thread count.
+struct McRun {
+  std::vector<std::pair<std::int64_t, std::int64_t>> pairs = {{0, 0}, {0, 1}, {1, 1}};
+  std::vector<std::pair<double, double>> analytic;  // (nngp, ntk) per pair
+  std::vector<McWidth> widths;
 };
 
-TEST_F(FiniteMonteCarlo, AnalyticKernelsLieWithinFiveStandardErrorsAtTheLargestWidth) {
-  const McWidth& w = widths_.back();
-  for (std::size_t p = 0; p < pairs_.size(); ++p) {
-    SCOPED_TRACE("pair " + std::to_string(pairs_[p].first) + "," + std::to_string(pairs_[p].second));
-    EXPECT_NEAR(mean(w.ntk[p]), analytic_[p].second, 5.0 * standard_error(w.ntk[p]));
-    EXPECT_NEAR(mean(w.nngp[p]), analytic_[p].first, 5.0 * standard_error(w.nngp[p]));
-    EXPECT_NEAR(mean(w.nngp_cond[p]), analytic_[p].first, 5.0 * standard_error(w.nngp_cond[p]));
-    // The check has power: 5 standard errors are a few per cent of the NTK (a wrong scaling factor, e.g.
-    // a missing 1/4 of the s-sum or 1/q², moves it by tens of per cent).
-    EXPECT_LT(5.0 * standard_error(w.ntk[p]), 0.06 * analytic_[p].second);
+McRun run_monte_carlo(const std::string& arch, InputShape shape, const std::vector<std::int64_t>& widths,
+                      std::int64_t inits) {
+  McRun run;
+  const Network net = make_net(arch, shape);
+  ImageSet images{net.input_shape(), 2, {}};
+  for (std::uint64_t i = 0; i < 2; ++i) {
+    const Image x = gaussian_image(net.input_shape(), 100 + i);
+    images.pixels.insert(images.pixels.end(), x.pixels.begin(), x.pixels.end());
+  }
+  eqntk::kernel::PairKernel pk(net);
+  const auto s0 = pk.self_chain(images.view(0)), s1 = pk.self_chain(images.view(1));
+  const eqntk::kernel::SelfChain* chains[2] = {&s0, &s1};
+  for (const auto& [a, b] : run.pairs) {
+    const auto v = pk.evaluate(images.view(a), *chains[a], images.view(b), *chains[b]);
+    run.analytic.emplace_back(v.nngp, v.ntk);
+  }
+  for (const std::int64_t n : widths) {
+    McWidth w;
+    w.width = n;
+    w.ntk.assign(run.pairs.size(), std::vector<double>(static_cast<std::size_t>(inits)));
+    w.nngp = w.ntk;
+    w.nngp_cond = w.ntk;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t i = 0; i < inits; ++i) {
+      FiniteNetwork f(net, n, 1000003ULL * static_cast<std::uint64_t>(n) + static_cast<std::uint64_t>(i));
+      const auto k = eqntk::finite::empirical_kernels(f, images);
+      for (std::size_t p = 0; p < run.pairs.size(); ++p) {
+        const auto idx = static_cast<std::size_t>(run.pairs[p].first * 2 + run.pairs[p].second);
+        w.ntk[p][static_cast<std::size_t>(i)] = k.ntk[idx];
+        w.nngp[p][static_cast<std::size_t>(i)] = k.nngp[idx];
+        w.nngp_cond[p][static_cast<std::size_t>(i)] = k.nngp_cond[idx];
+      }
+    }
+    run.widths.push_back(std::move(w));
+  }
+  return run;
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0.0;
+  for (double e : v) s += e;
+  return s / static_cast<double>(v.size());
+}
+
+double standard_error(const std::vector<double>& v) {
+  const double m = mean(v);
+  double s = 0.0;
+  for (double e : v) s += (e - m) * (e - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()));
+}
+
+// √(mean_i (Θ_i − Θ)²)/|Θ|, and the standard error of that estimate by the delta method:
+// SE(s²) = sd_i((Θ_i − Θ)²)/√M, SE(s) = SE(s²)/(2s).
+std::pair<double, double> spread(const std::vector<double>& v, double exact) {
+  std::vector<double> sq;
+  for (double e : v) sq.push_back((e - exact) * (e - exact) / (exact * exact));
+  const double s2 = mean(sq);
+  return {std::sqrt(s2), standard_error(sq) / (2.0 * std::sqrt(s2))};
+}
+
+// At the largest width the analytic NNGP/NTK lie within 5 standard errors of the Monte Carlo means, and the
+// check has power: 5 standard errors of the NTK are at most `power` of it.
+void expect_analytic_within_five_standard_errors(const McRun& run, double power) {
+  const McWidth& w = run.widths.back();
+  for (std::size_t p = 0; p < run.pairs.size(); ++p) {
+    SCOPED_TRACE("pair " + std::to_string(run.pairs[p].first) + "," + std::to_string(run.pairs[p].second));
+    const auto [nngp, ntk] = run.analytic[p];
+    EXPECT_NEAR(mean(w.ntk[p]), ntk, 5.0 * standard_error(w.ntk[p]));
+    EXPECT_NEAR(mean(w.nngp[p]), nngp, 5.0 * standard_error(w.nngp[p]));
+    EXPECT_NEAR(mean(w.nngp_cond[p]), nngp, 5.0 * standard_error(w.nngp_cond[p]));
+    EXPECT_LT(5.0 * standard_error(w.ntk[p]), power * ntk);
   }
 }
 
-TEST_F(FiniteMonteCarlo, NtkSpreadFallsLikeInverseSquareRootOfWidth) {
-  // n = 8 → 64: the spread should shrink by √8 ≈ 2.83. Allow 5 standard errors of the measured ratio.
-  const McWidth& small = widths_.front();
-  const McWidth& large = widths_.back();
+// From the smallest to the largest width the NTK spread shrinks by √(n_small/n_large), within 5 standard
+// errors of the measured ratio; the conditional NNGP's spread falls too (the plain f(x)f(x') keeps the
+// variance of a product of Gaussians).
+void expect_spread_falls_like_inverse_square_root(const McRun& run) {
+  const McWidth& small = run.widths.front();
+  const McWidth& large = run.widths.back();
   const double expected = std::sqrt(static_cast<double>(small.width) / static_cast<double>(large.width));
-  for (std::size_t p = 0; p < pairs_.size(); ++p) {
-    SCOPED_TRACE("pair " + std::to_string(pairs_[p].first) + "," + std::to_string(pairs_[p].second));
-    const auto [s_small, e_small] = spread(small.ntk[p], analytic_[p].second);
-    const auto [s_large, e_large] = spread(large.ntk[p], analytic_[p].second);
+  for (std::size_t p = 0; p < run.pairs.size(); ++p) {
+    SCOPED_TRACE("pair " + std::to_string(run.pairs[p].first) + "," + std::to_string(run.pairs[p].second));
+    const auto [nngp, ntk] = run.analytic[p];
+    const auto [s_small, e_small] = spread(small.ntk[p], ntk);
+    const auto [s_large, e_large] = spread(large.ntk[p], ntk);
     const double ratio = s_large / s_small;
     const double ratio_se = ratio * std::hypot(e_small / s_small, e_large / s_large);
     EXPECT_NEAR(ratio, expected, 5.0 * ratio_se);
     EXPECT_LT(ratio + 5.0 * ratio_se, 1.0) << "the spread does not fall";
-    // The conditional NNGP falls too; the plain f(x)f(x') does not (Gaussian product variance).
-    const auto [c_small, ce_small] = spread(small.nngp_cond[p], analytic_[p].first);
-    const auto [c_large, ce_large] = spread(large.nngp_cond[p], analytic_[p].first);
+    const auto [c_small, ce_small] = spread(small.nngp_cond[p], nngp);
+    const auto [c_large, ce_large] = spread(large.nngp_cond[p], nngp);
     EXPECT_LT(c_large / c_small, 1.0);
   }
+}
+
+class FiniteMonteCarlo : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    run_ = run_monte_carlo("lift:k=3:pad=same,relu,gconv:k=3:pad=same,relu,gpool,dense", {1, 4, 4}, {8, 64}, 400);
+  }
+  static inline McRun run_;
+};
+
+TEST_F(FiniteMonteCarlo, AnalyticKernelsLieWithinFiveStandardErrorsAtTheLargestWidth) {
+  // 5 standard errors are a few per cent of the NTK (a wrong scaling factor, e.g. a missing 1/4 of the
+  // s-sum or 1/q², moves it by tens of per cent).
+  expect_analytic_within_five_standard_errors(run_, 0.06);
+}
+
+TEST_F(FiniteMonteCarlo, NtkSpreadFallsLikeInverseSquareRootOfWidth) {
+  // n = 8 → 64: the spread should shrink by √8 ≈ 2.83.
+  expect_spread_falls_like_inverse_square_root(run_);
+}
+
+// The same checks for average pooling and a residual block (MATH.md §10): the independent check of the
+// engines' avgpool (the off-diagonal cell sums) and res (K + K_F, Θ + Θ_F) against actual finite networks —
+// a p4 network reading out by gpool and a CNN reading out by flatten after the avgpool (the readout then
+// sees pooled same-position entries, which need the off-diagonal entries of every cell). The p4 network's
+// gconvs dominate the run time, so its largest width is 32; 5 standard errors there are ≤ 8 % of the NTK
+// (≤ 6 % for the CNN at 64), while dropping the res block's saved input in the engine moves the NTK by
+// 60–70 %, and pooling only same-offset pairs of a cell by 70–130 %.
+// One test per network, each running only its own Monte Carlo (ctest runs every test in a process of its own).
+TEST(FiniteMonteCarloAvgpoolRes, GroupNetworkWithResAndAvgpool) {
+  const std::string arch = "lift:k=3,relu,res(gconv:k=3,relu,gconv:k=3),avgpool:s=2,gconv:k=3,relu,gpool,dense";
+  SCOPED_TRACE(arch);
+  const McRun run = run_monte_carlo(arch, {1, 4, 4}, {8, 32}, 400);
+  expect_analytic_within_five_standard_errors(run, 0.1);
+  expect_spread_falls_like_inverse_square_root(run);  // n = 8 → 32: the spread shrinks by 2
+}
+
+TEST(FiniteMonteCarloAvgpoolRes, CnnWithResAndFlattenAfterAvgpool) {
+  const std::string arch = "conv:k=3,relu,res(conv:k=3,relu,conv:k=3),avgpool:s=2,conv:k=3,relu,flatten,dense";
+  SCOPED_TRACE(arch);
+  const McRun run = run_monte_carlo(arch, {1, 6, 6}, {8, 64}, 400);
+  expect_analytic_within_five_standard_errors(run, 0.08);
+  expect_spread_falls_like_inverse_square_root(run);  // n = 8 → 64: by √8
 }
 
 }  // namespace

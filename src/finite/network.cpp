@@ -88,6 +88,10 @@ struct FiniteNetwork::Layer {
   // map[tap·cols_out + k]: where gathered value (tap, column k) sits inside one input channel's block of
   // cols_in values, or −1 for a zero-padded position.
   std::vector<std::int32_t> map;
+  // avgpool: `blocks` maps of h_in × w_in pixels per channel (|G| group labels, or 1), cells of s × s.
+  std::int64_t blocks = 0, h_in = 0, w_in = 0, s = 0;
+  // res ↔ res_end: the index of the other marker.
+  std::size_t partner = 0;
 };
 
 FiniteNetwork::~FiniteNetwork() = default;
@@ -186,10 +190,27 @@ FiniteNetwork::FiniteNetwork(kernel::Network net, std::int64_t width, std::uint6
         l.ch_out = ch * cols;
         l.cols_out = 1;
         break;
-      case LayerKind::avgpool:
+      case LayerKind::avgpool: {
+        l.blocks = st.in_state == kernel::StateKind::group ? group::order(net_.group()) : 1;
+        l.h_in = st.h_in;
+        l.w_in = st.w_in;
+        l.s = st.spec.s;
+        if (l.blocks * l.h_in * l.w_in != cols)
+          throw InvalidArgument("finite network: internal shape mismatch at '" + st.spec.token + "'");
+        l.ch_out = ch;
+        l.cols_out = l.blocks * st.h_out * st.w_out;
+        break;
+      }
       case LayerKind::res:
       case LayerKind::res_end:
-        throw InvalidArgument("finite network: '" + st.spec.token + "' is not supported by the finite-width networks");
+        // The body keeps the state (channels and positions), so h + F(h) adds entry by entry.
+        l.partner = st.partner;
+        l.ch_out = ch;
+        l.cols_out = cols;
+        if (st.spec.kind == LayerKind::res_end &&
+            (layers_[st.partner].ch_in != ch || layers_[st.partner].cols_in != cols))
+          throw InvalidArgument("finite network: the body of '" + st.spec.token + "' changes the state's shape");
+        break;
       case LayerKind::dense: {
         l.fan_in = ch * cols;
         l.ch_out = s == last_dense_ ? 1 : width;
@@ -212,6 +233,7 @@ FiniteNetwork::FiniteNetwork(kernel::Network net, std::int64_t width, std::uint6
 
   act_.resize(layers_.size() + 1);
   col_.resize(layers_.size());
+  skip_.resize(layers_.size());
   for (std::size_t s = 0; s < layers_.size(); ++s) {
     const Layer& l = layers_[s];
     act_[s].assign(static_cast<std::size_t>(l.ch_in * l.cols_in), 0.0);
@@ -269,10 +291,32 @@ void FiniteNetwork::run_forward(const data::ImageView& x) {
       case LayerKind::id:
         std::copy(in, in + n_in, out);
         break;
-      case LayerKind::avgpool:
+      case LayerKind::avgpool: {
+        // out(T) = (1/s²) Σ_{t ∈ cell(T)} in(t) for every channel and group label (MATH.md §10).
+        const std::int64_t ho = l.h_in / l.s, wo = l.w_in / l.s;
+        const double inv = 1.0 / static_cast<double>(l.s * l.s);
+        for (std::int64_t m = 0; m < l.ch_in * l.blocks; ++m) {
+          const double* src = in + m * l.h_in * l.w_in;
+          double* dst = out + m * ho * wo;
+          for (std::int64_t i = 0; i < ho; ++i)
+            for (std::int64_t j = 0; j < wo; ++j) {
+              double sum = 0.0;
+              for (std::int64_t a = 0; a < l.s; ++a)
+                for (std::int64_t b = 0; b < l.s; ++b) sum += src[(i * l.s + a) * l.w_in + j * l.s + b];
+              dst[i * wo + j] = sum * inv;
+            }
+        }
+        break;
+      }
       case LayerKind::res:
-      case LayerKind::res_end:
-        break;  // rejected by the constructor
+        std::copy(in, in + n_in, out);
+        break;
+      case LayerKind::res_end: {
+        // h + F(h): act_[partner] is the block's input h, `in` the body's output F(h).
+        const double* h = act_[l.partner].data();
+        for (std::int64_t k = 0; k < n_in; ++k) out[k] = in[k] + h[k];
+        break;
+      }
       case LayerKind::gpool:
       case LayerKind::gap: {
         const double inv = 1.0 / static_cast<double>(l.cols_in);
@@ -368,9 +412,31 @@ double FiniteNetwork::gradient(const data::ImageView& x, std::span<double> grad)
         if (need_in) std::copy(d, d + n_in, din);
         break;
       case LayerKind::avgpool:
-      case LayerKind::res:
+        if (need_in) {
+          const std::int64_t ho = l.h_in / l.s, wo = l.w_in / l.s;
+          const double inv = 1.0 / static_cast<double>(l.s * l.s);
+          for (std::int64_t m = 0; m < l.ch_in * l.blocks; ++m) {
+            double* dst = din + m * l.h_in * l.w_in;
+            const double* src = d + m * ho * wo;
+            for (std::int64_t i = 0; i < l.h_in; ++i)
+              for (std::int64_t j = 0; j < l.w_in; ++j) dst[i * l.w_in + j] = src[(i / l.s) * wo + j / l.s] * inv;
+          }
+        }
+        break;
       case LayerKind::res_end:
-        break;  // rejected by the constructor
+        // Both summands of h + F(h) receive δ: the body through the chain, the block's input through skip_,
+        // which its res marker adds (res markers never precede the first linear layer: need_in holds there).
+        if (need_in) {
+          std::copy(d, d + n_in, din);
+          skip_[l.partner].assign(d, d + n_in);
+        }
+        break;
+      case LayerKind::res:
+        if (need_in) {
+          const double* skip = skip_[s].data();
+          for (std::int64_t k = 0; k < n_in; ++k) din[k] = d[k] + skip[k];
+        }
+        break;
       case LayerKind::gpool:
       case LayerKind::gap:
         if (need_in) {

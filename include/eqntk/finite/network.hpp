@@ -1,29 +1,37 @@
-// Finite-width p4 GCNNs and CNNs exactly as parameterized in MATH.md §2, with a forward pass and exact
-// parameter gradients by hand-written backpropagation. They exist to check the analytic kernels
-// (kernel::PairKernel) by Monte Carlo (MATH.md §8): the empirical NNGP f(x)f(x') and the empirical NTK
-// Σ_θ ∂f(x)/∂θ ∂f(x')/∂θ of independent initializations average to K and Θ as the width grows.
+// Finite-width group CNNs (every point group G ⊂ D4 of MATH.md §10) and CNNs exactly as parameterized in
+// MATH.md §2 and §10, with a forward pass and exact parameter gradients by hand-written backpropagation. They
+// exist to check the analytic kernels (kernel::PairKernel) by Monte Carlo (MATH.md §8): the empirical NNGP
+// f(x)f(x') and the empirical NTK Σ_θ ∂f(x)/∂θ ∂f(x')/∂θ of independent initializations average to K and Θ
+// as the width grows.
 //
 // Parameterization (NTK parameterization, every weight and bias drawn N(0,1)):
-//   lift   F(t,r) = σ_w/√(C q²)    Σ_c Σ_{y∈W} w_c(y) x_c(t + R^r y)                  + σ_b b
-//   gconv  F(t,r) = σ_w/√(n·4·q²)  Σ_j Σ_{s∈C4} Σ_{y∈W} w_j(y,s) h_j(t + R^r y, r + s)  + σ_b b
-//   conv   F(t)   = σ_w/√(n q²)    Σ_j Σ_{y∈W} w_j(y) h_j(t + y)                       + σ_b b
-//   dense  F      = σ_w/√n         Σ_j w_j h_j                                        + σ_b b
-// with R(a,b) = (−b,a) acting on (row, col) offsets, r + s taken mod 4, one bias per output channel shared
-// over all positions and rotations, and zero / wrapped out-of-image pixels for same·valid / circular
-// padding (a `valid` output pixel t sits at input pixel t + (p,p)). `gpool` and `gap` average each channel
-// over all its positions (and rotations); `flatten` passes every (channel, rotation, pixel) value on as one
-// feature, so the following dense layer's fan-in n is their count. Every hidden lift/gconv/conv/dense layer
-// has `width` output channels; the last dense layer has one output, so f(x) is a scalar (a trailing
-// nonlinearity, if the architecture has one, is applied to it).
+//   lift    F(t,g) = σ_w/√(C q²)      Σ_c Σ_{y∈W} w_c(y) x_c(t + A_g y)                  + σ_b b
+//   gconv   F(t,g) = σ_w/√(n·|G|·q²)  Σ_j Σ_{s∈G} Σ_{y∈W} w_j(y,s) h_j(t + A_g y, g s)   + σ_b b
+//   conv    F(t)   = σ_w/√(n q²)      Σ_j Σ_{y∈W} w_j(y) h_j(t + y)                      + σ_b b
+//   dense   F      = σ_w/√n           Σ_j w_j h_j                                       + σ_b b
+//   avgpool F(T,g) = (1/s²) Σ_{t∈cell(T)} h(t,g)   (per channel and group label; no parameters)
+//   res     h ↦ h + F(h), F the block's body      (no parameters of its own; F starts with fresh weights)
+// with A_g = R^r M^m for g = (r, m), R(a,b) = (−b,a) and M(a,b) = (a,−b) acting on (row, col) offsets (for
+// p4, g s is r + s mod 4), one bias per output channel shared over all positions and group labels, and zero /
+// wrapped out-of-image pixels for same·valid / circular padding (a `valid` output pixel t sits at input pixel
+// t + (p,p)). The avgpool cells are the s×s blocks of the s-strided grid (cell(T) = {sT + (a,b) : 0 ≤ a,b < s}),
+// so the layer's NNGP is K'(T,T') = (1/s⁴) Σ_{t∈cell(T)} Σ_{t'∈cell(T')} K(t,t') as MATH.md §10 states; a res
+// body keeps channels, group labels and size, so the sum adds entry by entry (nested and consecutive
+// blocks alike). `gpool` and `gap` average each channel over all its positions (and group labels); `flatten`
+// passes every (channel, group label, pixel) value on as one feature, so the following dense layer's fan-in n
+// is their count. Every hidden lift/gconv/conv/dense layer has `width` output channels; the last dense layer
+// has one output, so f(x) is a scalar (a trailing nonlinearity, if the architecture has one, is applied to it).
 //
-// Each C4 or plane layer is one matrix product: with the gathered input ("im2col")
-//   col[(j, s, y)][(r, t)] = h_j(t + R^r y, r + s)   (0 where the padding says so),
-// F = σ_w/√fan-in · W · col + σ_b b 1ᵀ, W the weights as a (width × fan-in) matrix. Rotating the gather,
-// not the filter, keeps W the parameter itself, so ∂f/∂W = σ_w/√fan-in · δ · colᵀ already sums the four
-// rotated copies of each filter.
+// Each group or plane layer is one matrix product: with the gathered input ("im2col")
+//   col[(j, s, y)][(g, t)] = h_j(t + A_g y, g s)   (0 where the padding says so),
+// F = σ_w/√fan-in · W · col + σ_b b 1ᵀ, W the weights as a (width × fan-in) matrix. Transforming the gather,
+// not the filter, keeps W the parameter itself, so ∂f/∂W = σ_w/√fan-in · δ · colᵀ already sums the |G|
+// transformed copies of each filter. Backpropagation through a res block sends δ of h + F(h) both into the
+// body and, around it, to the block's input, where the two add.
 //
-// Glossary: n = width (channels of hidden layers), q = filter size, p = (q−1)/2, θ = all parameters,
-// f = the network's scalar output, δ = ∂f/∂(a layer's output).
+// Glossary: n = width (channels of hidden layers), q = filter size, p = (q−1)/2, s = avgpool cell size,
+// G = the lift's point group (C1 for a CNN), θ = all parameters, f = the network's scalar output,
+// δ = ∂f/∂(a layer's output).
 #pragma once
 
 #include <cstddef>
@@ -40,7 +48,8 @@ enum class ParameterKind { weight, bias };
 
 /// One contiguous block of parameters(): the weights or the biases of one linear stage.
 /// Weights are stored row-major as (outputs × fan-in); the fan-in index of a C4/plane layer is
-/// ((j·S + s)·q + y_row + p)·q + y_col + p with S = 4 rotations s for gconv and S = 1 otherwise
+/// ((j·S + s)·q + y_row + p)·q + y_col + p with S = |G| elements s for gconv (in group::elements order) and
+/// S = 1 otherwise
 /// (j the input channel, y = (y_row, y_col) ∈ {−p..p}²).
 struct ParameterBlock {
   std::size_t stage = 0;  ///< index into kernel::Network::stages()
@@ -51,7 +60,7 @@ struct ParameterBlock {
   std::int64_t fan_in = 0;   ///< weights per output (the n·4·q², C·q², … of the scaling); 1 for biases
 };
 
-/// A finite network of `width` channels with one fixed draw of its parameters (MATH.md §2).
+/// A finite network of `width` channels with one fixed draw of its parameters (MATH.md §2, §10).
 ///
 /// Not thread-safe: forward() and gradient() use workspace owned by the object. Use one per thread.
 class FiniteNetwork {
@@ -86,7 +95,8 @@ class FiniteNetwork {
   double gradient(const data::ImageView& x, std::span<double> grad);
 
   /// The output of stage s from the last forward()/gradient() call, row-major (channels × columns):
-  /// C4 maps as [channel][r][i][j], plane maps as [channel][i][j], pooled/dense states as one column.
+  /// group maps as [channel][g][i][j] (g in group::elements order), plane maps as [channel][i][j],
+  /// pooled/dense states as one column. A res marker's output is its input; a res_end's is h + F(h).
   /// Empty before the first call.
   [[nodiscard]] std::span<const double> stage_output(std::size_t s) const;
 
@@ -113,6 +123,7 @@ class FiniteNetwork {
   std::vector<std::vector<double>> act_;  // act_[s] = input of stage s; act_.back() = f
   std::vector<std::vector<double>> col_;  // gathered inputs of C4/plane layers
   std::vector<double> delta_, delta_in_, dcol_;
+  std::vector<std::vector<double>> skip_;  // skip_[s] (s a res marker) = δ of its res_end's output
   std::size_t last_dense_ = 0;
   bool evaluated_ = false;
 };
