@@ -19,7 +19,8 @@
 //       relu], global average pooling, dense on 32×32×3), last line ms_per_entry=<t>; --so3: the SO(3)
 //       pair kernels at L = 6, 8, 16 (tools/so3_bench.cpp); --mixed: also Precision::mixed (float32
 //       storage), its speedup over float64 in the same run and its kernel error on 8 pairs;
-//       --device gpu [--gpu-index I]: the OpenCL executor against the CPU engine (tools/gpu_bench.cpp).
+//       --device gpu [--gpu-index I] [--gpu-local-passes 0|1]: the OpenCL executor against the CPU engine
+//       (tools/gpu_bench.cpp; window passes through local memory or not, default: the device's choice).
 // --group G: the standard network with lift:group=G (C1 C2 C4 D1 D2 D4, p4, p4m).
 // --myrtle (with --group G, default p4m): the cost of a point group other than p4 and of the Myrtle-style
 //       pooled network of MATH.md §10,
@@ -48,7 +49,7 @@ extern "C" void dgemm_(const char* ta, const char* tb, const int* m, const int* 
                        const int* ldc);
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 int so3_bench_main(double seconds_per_case);
-int gpu_bench_main(double seconds, int gpu_index);  // tools/gpu_bench.cpp
+int gpu_bench_main(double seconds, int gpu_index, int local_passes);  // tools/gpu_bench.cpp
 
 namespace {
 
@@ -93,6 +94,7 @@ struct Args {
   bool mixed = false;
   bool gpu = false;
   int gpu_index = -1;
+  int gpu_local_passes = -1;  // DeviceOptions::local_passes
   bool myrtle = false;
   std::string group = "C4";
 };
@@ -136,12 +138,14 @@ Args parse(int argc, char** argv) {
     else if (k == "--mixed") a.mixed = true;
     else if (k == "--device") a.gpu = next() == "gpu";
     else if (k == "--gpu-index") a.gpu_index = std::stoi(next());
+    else if (k == "--gpu-local-passes") a.gpu_local_passes = std::stoi(next());
     else if (k == "--group") a.group = next();
     else if (k == "--myrtle") a.myrtle = true;
     else {
       std::printf(
           "usage: eqntk_bench [--arch A] [--size HW] [--channels C] [--seconds S] [--k5] [--nt-benchmark] [--so3]\n"
           "                   [--mixed] [--no-reference] [--no-machine] [--device cpu|gpu] [--gpu-index I]\n"
+          "                   [--gpu-local-passes 0|1]\n"
           "                   [--group G] [--myrtle]\n");
       std::exit(k == "--help" ? 0 : 2);
     }
@@ -248,7 +252,7 @@ int main(int argc, char** argv) {
   eqntk::reexec_with_better_blas_core(argv);  // the DGEMM peak must be the CPU's, not a generic kernel's
   const Args args = parse(argc, argv);
   if (args.so3) return so3_bench_main(args.seconds / 3);
-  if (args.gpu) return gpu_bench_main(args.seconds, args.gpu_index);
+  if (args.gpu) return gpu_bench_main(args.seconds, args.gpu_index, args.gpu_local_passes);
   if (args.myrtle) return myrtle_main(args);
   const std::string arch = args.group == "C4" ? args.arch : with_group(args.arch, args.group);
   const Network net(Architecture::parse(arch), {args.channels, args.size, args.size});

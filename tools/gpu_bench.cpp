@@ -25,7 +25,7 @@
 #include "eqntk/gpu/pair_executor.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 
-int gpu_bench_main(double seconds, int gpu_index);
+int gpu_bench_main(double seconds, int gpu_index, int local_passes);
 
 namespace {
 
@@ -133,16 +133,20 @@ std::string nt_arch() {
 
 }  // namespace
 
-int gpu_bench_main(double seconds, int gpu_index) {
+int gpu_bench_main(double seconds, int gpu_index, int local_passes) {
   try {
     eqntk::gpu::DeviceOptions options;
     options.index = gpu_index;
+    options.local_passes = local_passes;
     const eqntk::gpu::Device device(options);
     const auto& info = device.info();
-    std::printf("device: %s (platform %s), %.1f GiB global memory, %.0f KiB local memory\n", info.name.c_str(),
-                info.platform.c_str(), static_cast<double>(info.global_mem) / (1 << 30),
-                static_cast<double>(info.local_mem) / 1024);
-    const auto w = eqntk::gpu::PairExecutor::work_per_entry_layer(3);
+    const bool marching = local_passes < 0 ? info.dedicated_local : local_passes > 0;
+    std::printf("device: %s (platform %s), %.1f GiB global memory, %.0f KiB %s local memory; window passes %s\n",
+                info.name.c_str(), info.platform.c_str(), static_cast<double>(info.global_mem) / (1 << 30),
+                static_cast<double>(info.local_mem) / 1024, info.dedicated_local ? "dedicated" : "emulated",
+                marching ? "through local memory" : "reading global memory");
+    // The p4 network's tiles at 28×28: 9 outputs along the window's trailing dim (a ring of 3 planes).
+    const auto w = eqntk::gpu::PairExecutor::work_per_entry_layer(3, marching ? 9 : 0);
     std::printf("device kernels: %.0f flops and %.0f bytes of global memory per entry-layer (k=3, dual activation "
                 "excluded, no cache reuse)\n",
                 w.flops, w.bytes);

@@ -45,7 +45,9 @@ class GpuCli : public eqntk::testing::CliFixture {
 TEST_F(GpuCli, KernelOnTheDeviceEqualsTheCpuEngine) {
   REQUIRE_DEVICE();
   for (const std::string arch : {"lift:k=3:pad=same:b=0.1,relu,gconv:k=3:pad=circular,erf,gpool,dense:b=0.2,relu,dense",
-                                 "conv:k=5:pad=valid,relu,conv:k=1,relu,flatten,dense"})
+                                 "conv:k=5:pad=valid,relu,conv:k=1,relu,flatten,dense",
+                                 "lift:k=3:group=D2,relu,res(gconv:k=3,relu,gconv:k=3:pad=circular),avgpool:s=2,"
+                                 "gconv:k=3,erf,gpool,dense"})
     for (const std::string which : {"nngp", "ntk"}) {
       SCOPED_TRACE(arch + " " + which);
       const auto cpu = run(arch, "cpu", which), gpu = run(arch, "gpu", which);

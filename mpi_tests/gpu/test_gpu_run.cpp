@@ -55,12 +55,16 @@ class GpuRun : public ::testing::Test {
     eqntk::io::write_npy(p, shape, std::span<const double>(v));
   }
 
+  // --device cpu on 1 rank, then --device gpu on 1, 2, 3 ranks with different block sizes and grids:
+  // bitwise equal to each other, equal to the CPU to 1e-12, metrics.json naming the device.
+  void check_ranks();
+
   ProcessResult run(int ranks, const std::string& out, const std::vector<std::string>& extra) {
     std::vector<std::string> argv{EQNTK_MPIEXEC, EQNTK_MPIEXEC_NUMPROC_FLAG, std::to_string(ranks), "--oversubscribe",
                                   EQNTK_BINARY, "run", "--train-images", (dir_ / "train.npy").string(),
                                   "--train-labels", (dir_ / "train_labels.npy").string(), "--test-images",
                                   (dir_ / "test.npy").string(), "--test-labels", (dir_ / "test_labels.npy").string(),
-                                  "--arch", kArch, "--out", (dir_ / out).string(), "--standardize", "false",
+                                  "--arch", arch_, "--out", (dir_ / out).string(), "--standardize", "false",
                                   "--save-kernels", "--quiet", "--times", "inf", "--ridge", "1e-8"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     const fs::path capture = dir_ / ("capture_" + out);
@@ -74,6 +78,7 @@ class GpuRun : public ::testing::Test {
 
   fs::path dir_;
   std::int64_t n_ = 13, m_ = 5;
+  std::string arch_ = kArch;
 };
 
 const char* const kFiles[] = {"theta_train.npy", "theta_test.npy", "nngp_train.npy", "nngp_test.npy"};
@@ -82,10 +87,29 @@ bool bitwise(const std::vector<double>& a, const std::vector<double>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
 }
 
+std::string json_string(const std::string& json, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + key + "\": \"([^\"]*)\""))) return "<no " + key + ">";
+  return m[1];
+}
+
 TEST_F(GpuRun, KernelsAreBitwiseIdenticalAcrossRanksAndBlocksAndEqualTheCpuEngine) {
   REQUIRE_DEVICE();
+  check_ranks();
+}
+
+// MATH §10's layers on the device: a p4 network with a residual block and an avgpool.
+TEST_F(GpuRun, AvgpoolResidualKernelsAreBitwiseIdenticalAcrossRanksAndEqualTheCpuEngine) {
+  REQUIRE_DEVICE();
+  arch_ = "lift:k=3,relu,res(gconv:k=3:pad=circular,relu,gconv:k=3),avgpool:s=2,gconv:k=3:b=0.1,relu,gpool,dense";
+  check_ranks();
+}
+
+void GpuRun::check_ranks() {
   const auto cpu = run(1, "cpu", {"--block-size", "4"});
   ASSERT_EQ(cpu.exit_code, 0) << cpu.err;
+  EXPECT_EQ(json_string(read_text(dir_ / "cpu" / "metrics.json"), "device"), "cpu");
+  const auto listed = eqntk::gpu::list_devices();  // every rank is node-local rank r of one node: device r mod count
   const std::vector<std::pair<int, std::vector<std::string>>> configs = {
       {1, {"--block-size", "4"}}, {2, {"--block-size", "3"}}, {3, {"--block-size", "2", "--grid", "3x1"}}};
   for (std::size_t c = 0; c < configs.size(); ++c) {
@@ -94,6 +118,8 @@ TEST_F(GpuRun, KernelsAreBitwiseIdenticalAcrossRanksAndBlocksAndEqualTheCpuEngin
     const std::string out = "gpu" + std::to_string(c);
     const auto r = run(configs[c].first, out, flags);
     ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    const std::string device = json_string(read_text(dir_ / out / "metrics.json"), "device");
+    EXPECT_EQ(device, listed[0].name + " (" + listed[0].platform + ")");
     for (const char* f : kFiles) {
       SCOPED_TRACE(std::string(f) + " " + r.command);
       const auto g = load(out, f), want = load("cpu", f);

@@ -1033,6 +1033,10 @@ TEST(Metrics, JsonEncodesNonFiniteNumbersAndEscapesStrings) {
   EXPECT_NE(j.find("\"accuracy\": null"), std::string::npos) << j;
   EXPECT_NE(j.find("\"mean_variance\": \"inf\""), std::string::npos) << j;
   EXPECT_NE(j.find("\"mse\": 0.5"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"device\": \"cpu\""), std::string::npos) << j;
+  m.device = "pthread-cpu (Portable Computing Language)";
+  EXPECT_NE(eqntk::io::metrics_json(m).find("\"device\": \"pthread-cpu (Portable Computing Language)\""),
+            std::string::npos);
   m.input_json = "[1, 2";
   EXPECT_THROW((void)eqntk::io::metrics_json(m), InvalidArgument);
 }

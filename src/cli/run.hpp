@@ -80,6 +80,7 @@ struct Job {
   std::string input_key, input_json;  // one metrics.json member: "input_shape": [C, H, W] or "input": {...}
   double seconds_load = 0;
   bool standardized = false;  // whether --standardize was applied (images only)
+  std::string device = "cpu";  // metrics.json "device": "cpu" or "<OpenCL device> (<platform>)"
 };
 
 /// Solves for every time, prints and scores the predictions, writes every output (.partial first, renamed

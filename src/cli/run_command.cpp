@@ -110,7 +110,8 @@ int run_images(const RunConfig& c, const std::vector<std::string>& args, Clock::
   shape.append(std::to_string(in.channels)).append(", ").append(std::to_string(in.height)).append(", ");
   shape.append(std::to_string(in.width)).append("]");
   return finish_run(c, args, t_start,
-                    Job{data, g, arch.canonical(), "input_shape", shape, seconds_load, c.prep.standardize});
+                    Job{data, g, arch.canonical(), "input_shape", shape, seconds_load, c.prep.standardize,
+                        device ? device->info().name + " (" + device->info().platform + ")" : "cpu"});
 }
 
 }  // namespace

@@ -63,6 +63,7 @@ io::RunMetrics run_metrics(const RunConfig& c, const std::vector<std::string>& a
   mt.block_size = c.nb;
   mt.threads = c.threads;
   mt.precision = c.precision == kernel::Precision::mixed ? "mixed" : "float64";
+  mt.device = job.device;
   mt.eta = c.solve.eta;
   mt.loss = c.solve.loss == solve::Loss::sum ? "sum" : "mean";
   mt.ridge = c.solve.ridge;

@@ -101,6 +101,7 @@ std::vector<Listed> enumerate() {
       l.info.global_mem = device_value<cl_ulong>(d, CL_DEVICE_GLOBAL_MEM_SIZE);
       l.info.max_alloc = device_value<cl_ulong>(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
       l.info.local_mem = device_value<cl_ulong>(d, CL_DEVICE_LOCAL_MEM_SIZE);
+      l.info.dedicated_local = device_value<cl_device_local_mem_type>(d, CL_DEVICE_LOCAL_MEM_TYPE) == CL_LOCAL;
       l.info.max_work_group = device_value<std::size_t>(d, CL_DEVICE_MAX_WORK_GROUP_SIZE);
       all.push_back(l);
     }
@@ -183,6 +184,8 @@ Device::Device(const DeviceOptions& options) : state_(std::make_unique<DeviceSta
   s.platform = chosen.platform;
   s.device = chosen.device;
   s.build_log_path = options.build_log;
+  s.local_passes = options.local_passes < 0 ? s.info.dedicated_local : options.local_passes > 0;
+  s.max_tile = options.max_tile;
   if (!s.info.fp64)
     throw DeviceError("OpenCL device '" + s.info.name + "' has no cl_khr_fp64 (double precision), which eqntk's GPU kernels need");
   cl_int rc = CL_SUCCESS;

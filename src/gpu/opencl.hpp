@@ -63,6 +63,8 @@ struct DeviceState {
   cl_command_queue queue = nullptr;
   cl_program program = nullptr;
   std::string build_log_path;
+  bool local_passes = false;  // the executor's window passes go through local memory (DeviceOptions)
+  int max_tile = 0;           // DeviceOptions::max_tile
   ~DeviceState();
   /// A device buffer of `bytes` bytes (at least 8). Throws ClError.
   [[nodiscard]] Buffer buffer(std::size_t bytes) const;

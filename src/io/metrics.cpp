@@ -87,6 +87,7 @@ std::string metrics_json(const RunMetrics& m) {
   j["block_size"] = m.block_size;
   j["threads"] = m.threads;
   j["precision"] = m.precision;
+  j["device"] = m.device;
   j["eta"] = number(m.eta);
   j["loss"] = m.loss;
   j["ridge"] = number(m.ridge);

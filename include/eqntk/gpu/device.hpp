@@ -32,6 +32,13 @@ struct DeviceOptions {
   int index = -1;                 ///< position in the device list; < 0: local_rank mod count
   int local_rank = 0;             ///< this process's rank among the processes of its node
   std::string build_log = "eqntk_opencl_build.log";  ///< where a failed build's log goes
+  /// Window passes of the pair executor through local memory (tiles marching through a ring of window
+  /// planes, src/gpu/kernels.cl): 1 always, 0 never, < 0 where the device's local memory is dedicated
+  /// on-chip memory (GPUs) rather than emulated in global memory (CPU devices such as PoCL).
+  int local_passes = -1;
+  /// Largest tile extent of those passes along each trailing dim (0: as the work-group size and local
+  /// memory allow). Small tiles split even small images into many tiles (tests).
+  int max_tile = 0;
 };
 
 /// What a listed device is.
@@ -41,6 +48,7 @@ struct DeviceInfo {
   bool gpu = false;      ///< GPU or accelerator
   bool fp64 = false;     ///< cl_khr_fp64 supported
   std::uint64_t global_mem = 0, max_alloc = 0, local_mem = 0;
+  bool dedicated_local = false;  ///< CL_DEVICE_LOCAL_MEM_TYPE is CL_LOCAL (on-chip), not CL_GLOBAL
   std::size_t max_work_group = 1;
 };
 

@@ -1,21 +1,32 @@
-// The GPU executor of the planar kernel recursion (MATH.md §3–§5): NNGP and NTK of many image pairs per
+// The GPU executor of the kernel recursion (MATH.md §3–§5, §10): NNGP and NTK of many image pairs per
 // kernel launch, on one OpenCL device (eqntk/gpu/device.hpp).
 //
-// It computes what kernel::PairKernel::evaluate computes, to rounding (≤ 1e-12 relative in the tests):
-// p4 networks on the 4-block representation B_Δ (one "slot" per pair and Δ), CNNs on one block, flatten
-// readouts on the same-position chain. Per batch of pairs the device holds the K and Θ blocks of every
-// slot; each spatial linear layer is two launches (pass A over a, pass B over b of MATH §5.3), the second
-// fused with the scale/bias, the NTK update, the following dual activation and, for the last layer, the
-// pooled sums (reduced in local memory). Host↔device traffic per batch: the batch's distinct images and
-// their variance maps in, two numbers per slot out.
+// It computes what kernel::PairKernel::evaluate computes, to rounding (≤ 1e-12 relative in the tests), by
+// running the same kernel::Plan (kernel/plan.hpp) unit by unit: one "slot" per pair and block B_h, h ∈ G
+// (|G| slots per pair for every point group of MATH §10; one for a CNN or a flatten readout). Per batch the
+// device holds the K and Θ blocks of every slot. A Linear unit is two launches (pass A over a, pass B over
+// b of MATH §5.3, each along the slot's window line from kernel::box_lines(h)) — on devices with dedicated
+// local memory (GPUs; DeviceOptions::local_passes) a work-group marches its tile of outputs through a ring
+// of window planes in local memory, loading each input entry once instead of q times; elsewhere (PoCL)
+// each output reads its q entries from global memory. Both sum a = −p..p in order. Pass B carries the scale,
+// bias, NTK update and the following Activation unit (dual activation). The last Linear unit, when only a
+// nonlinearity stands between it and a gpool/gap readout (Plan::fusable_last), also forms the pooled
+// partial sums in local memory instead of storing its block. AvgPool averages each stored block over s×s
+// cells on both sides; ResBegin copies the block into the res block's saved buffers, ResEnd adds them;
+// an Activation not right after a Linear runs on the stored block; a Readout over a stored block sums all
+// entries (gpool/gap) or the e-block's same-position entries (flatten after avgpool). Flatten readouts
+// without avgpool run the same-position chain (O(HW) per slot). Host↔device traffic per batch: the
+// batch's distinct images and their variance maps in, two numbers per slot out.
 //
-// Self chains (variance maps: the same-position recursion of (x, x); K(x, x) and the head variances) are
-// computed on the device too, one image at a time (self_chain). The dense head (scalars) runs on the host.
-// Layer kinds covered: lift/gconv/conv (k odd; same/valid/circular), relu/erf/id, gpool/gap/flatten,
-// dense heads with nonlinearities. Each window pass takes the slot's signed permutation of (a, b), so
-// other point groups only need their blocks listed (MATH §10: not yet wired).
+// Self chains (variance maps, K(x, x), the head variances) run on the device too, one image at a time:
+// the same-position chain of (x, x), or — with an avgpool, whose pooled diagonal needs off-diagonal self
+// entries — the full recursion of (x, x), each variance map taken from the e-block's same-position
+// pre-activation entries before its nonlinearity. The dense head (scalars) runs on the host.
+// Every layer kind is covered: lift/gconv/conv (k odd; same/valid/circular), relu/erf/id, avgpool,
+// res(...), gpool/gap/flatten, dense heads with nonlinearities, every point group.
 //
-// Results depend only on (network, pair, device): the same for any batch size or pair order.
+// Results depend only on (network, pair, device): every reduction has a fixed order, so they are the same
+// for any batch size or pair order.
 #pragma once
 
 #include <array>
@@ -71,8 +82,11 @@ class PairExecutor {
 
   /// Pairs per batch now (it shrinks after an out-of-memory retry).
   [[nodiscard]] std::int64_t batch() const { return batch_; }
-  /// Work per entry-layer of a spatial layer on the 4-block path (window size q of the network's layers).
-  [[nodiscard]] static WorkPerEntryLayer work_per_entry_layer(int q);
+  /// Work per entry-layer of a spatial layer on the block path (window size q of the network's layers):
+  /// window passes reading global memory directly (tile = 0: q reads of K and Θ per entry and pass), or
+  /// marching through local memory with tiles of `tile` outputs along the window's trailing dim ((tile + q − 1)
+  /// / tile global reads per entry and pass).
+  [[nodiscard]] static WorkPerEntryLayer work_per_entry_layer(int q, int tile = 0);
 
  private:
   struct Impl;

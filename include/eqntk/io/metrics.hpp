@@ -42,6 +42,8 @@ struct RunMetrics {
   std::int64_t block_size = 0;
   int threads = 1;
   std::string precision, loss;
+  /// Where the kernels were computed: "cpu", or rank 0's OpenCL device as "<name> (<platform>)".
+  std::string device = "cpu";
   double eta = 0, ridge = 0;
   bool ridge_absolute = false;
   std::uint64_t seed = 0;
