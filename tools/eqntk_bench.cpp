@@ -116,14 +116,15 @@ std::string myrtle_arch(const std::string& g) {
 Args parse(int argc, char** argv) {
   namespace po = boost::program_options;
   using eqntk::tools::at_least;
+  using eqntk::tools::defaulted;
   Args a;
   bool k5 = false, no_reference = false, no_machine = false;
   po::options_description flags = eqntk::tools::tool_flags();
   flags.add_options()
-      ("arch", po::value(&a.arch)->default_value(a.arch), "architecture")
-      ("size", po::value(&a.size)->default_value(a.size)->notifier(at_least("--size", 1)), "image height = width")
-      ("channels", po::value(&a.channels)->default_value(a.channels)->notifier(at_least("--channels", 1)), "channels")
-      ("seconds", po::value(&a.seconds)->default_value(a.seconds), "measuring time per case")
+      ("arch", defaulted(&a.arch), "architecture")
+      ("size", defaulted(&a.size)->notifier(at_least("--size", 1)), "image height = width")
+      ("channels", defaulted(&a.channels)->notifier(at_least("--channels", 1)), "channels")
+      ("seconds", defaulted(&a.seconds), "measuring time per case")
       ("k5", po::bool_switch(&k5), "the standard network at k = 5")
       ("nt-benchmark", po::bool_switch(&a.nt), "the neural-tangents README network on 32x32x3, no reference")
       ("so3", po::bool_switch(&a.so3), "the SO(3) pair kernels (tools/so3_bench.cpp)")
@@ -134,15 +135,16 @@ Args parse(int argc, char** argv) {
          if (v != "cpu" && v != "gpu") throw po::error("--device must be cpu or gpu, got '" + v + "'");
          a.gpu = v == "gpu";
        }), "cpu, or gpu: the OpenCL executor against the CPU engine (tools/gpu_bench.cpp)")
-      ("gpu-index", po::value(&a.gpu_index)->default_value(a.gpu_index), "OpenCL device; < 0: local rank mod count")
+      ("gpu-index", defaulted(&a.gpu_index), "OpenCL device; < 0: local rank mod count")
       ("gpu-local-passes", po::value(&a.gpu_local_passes)->notifier([](int v) {
          if (v != 0 && v != 1) throw po::error("--gpu-local-passes must be 0 or 1, got " + std::to_string(v));
        }), "window passes through local memory (1) or not (0); default: the device's choice")
-      ("group", po::value(&a.group)->default_value(a.group), "point group of the lift (C1 C2 C4 D1 D2 D4, p4, p4m)")
+      ("group", defaulted(&a.group), "point group of the lift (C1 C2 C4 D1 D2 D4, p4, p4m)")
       ("myrtle", po::bool_switch(&a.myrtle), "point group cost and the Myrtle-style network (--group, default p4m)");
   const po::variables_map vm = eqntk::tools::parse_options("eqntk_bench", flags, argc, argv,
-                                                           "Throughput of the kernel engines (tools/eqntk_bench.cpp).\n");
-  if (k5 && eqntk::tools::given(vm, "arch")) eqntk::tools::usage_error("eqntk_bench", "--k5 and --arch both give the architecture");
+                                                           "Kernel engine throughput (tools/eqntk_bench.cpp).\n");
+  if (k5 && eqntk::tools::given(vm, "arch"))
+    eqntk::tools::usage_error("eqntk_bench", "--k5 and --arch both give the architecture");
   if (k5) a.arch = standard_arch(5);
   if (a.nt) {
     if (!k5 && !eqntk::tools::given(vm, "arch")) a.arch = nt_arch();

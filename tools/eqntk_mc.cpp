@@ -88,8 +88,9 @@ std::vector<std::int64_t> parse_widths(const std::string& text) {
   std::stringstream ss(text);
   for (std::string item; std::getline(ss, item, ',');) {
     std::int64_t w = 0;
-    if (!boost::conversion::try_lexical_convert(item, w)) throw po::error("--widths needs integers, got '" + item + "'");
-    eqntk::tools::at_least<std::int64_t>("--widths", 1)(w);
+    if (!boost::conversion::try_lexical_convert(item, w))
+      throw po::error("--widths needs integers, got '" + item + "'");
+    eqntk::tools::at_least("--widths", 1)(w);
     widths.push_back(w);
   }
   if (widths.size() < 2) throw po::error("--widths needs at least two widths for the fits");
@@ -102,28 +103,30 @@ Args parse_args(int argc, char** argv) {
   Args a;
   std::int64_t seed = 1;
   using eqntk::tools::at_least;
+  using eqntk::tools::defaulted;
   po::options_description flags = eqntk::tools::tool_flags();
   flags.add_options()
-      ("arch", po::value(&a.arch)->default_value(a.arch), "architecture string (MATH.md §9); default the authors' notebook network")
-      ("size", po::value(&a.size)->default_value(a.size)->notifier(at_least<std::int64_t>("--size", 1)), "image height = width")
-      ("channels", po::value(&a.channels)->default_value(a.channels)->notifier(at_least<std::int64_t>("--channels", 1)),
+      ("arch", defaulted(&a.arch), "architecture string (MATH.md §9); default the authors' notebook network")
+      ("size", defaulted(&a.size)->notifier(at_least("--size", 1)), "image height = width")
+      ("channels", defaulted(&a.channels)->notifier(at_least("--channels", 1)),
        "image channels")
       ("widths", po::value<std::string>()->default_value("16,32,64,128,256,512")->notifier([&a](const std::string& v) {
          a.widths = parse_widths(v);
        }), "comma-separated widths, powers of two by convention")
-      ("inits", po::value(&a.inits)->default_value(a.inits)->notifier(at_least<std::int64_t>("--inits", 2)),
+      ("inits", defaulted(&a.inits)->notifier(at_least("--inits", 2)),
        "independent initializations per width")
-      ("pairs", po::value(&a.pairs)->default_value(a.pairs)->notifier(at_least<std::int64_t>("--pairs", 1)),
+      ("pairs", defaulted(&a.pairs)->notifier(at_least("--pairs", 1)),
        "number of input pairs P: the first P of (x0,x0), (x0,x1), (x1,x1), (x0,x2), (x1,x2), (x2,x2), ... on the "
        "fewest images m with m(m+1)/2 >= P (every image costs one backward pass)")
-      ("images", po::value(&a.images)->default_value(a.images)->notifier([](const std::string& v) {
+      ("images", defaulted(&a.images)->notifier([](const std::string& v) {
          if (v != "blobs" && v != "gauss") throw po::error("--images must be blobs or gauss, got '" + v + "'");
        }), "blobs: Fashion-MNIST-like (a bright garment-like blob on a zero background, pixels in [0,1]); "
            "gauss: iid N(0,1) pixels")
-      ("data", po::value(&a.data), "take the first m images of an .npy/IDX file (NHWC or N,H,W), average-pooled down to --size")
-      ("seed", po::value(&seed)->default_value(seed)->notifier(at_least<std::int64_t>("--seed", 0)), "base seed")
+      ("data", po::value(&a.data),
+       "take the first m images of an .npy/IDX file (NHWC or N,H,W), average-pooled down to --size")
+      ("seed", defaulted(&seed)->notifier(at_least("--seed", 0)), "base seed")
       ("threads", po::value(&a.threads)->notifier(at_least("--threads", 1)), "threads (default: OpenMP's maximum)")
-      ("bootstrap", po::value(&a.bootstrap)->default_value(a.bootstrap)->notifier(at_least<std::int64_t>("--bootstrap", 10)),
+      ("bootstrap", defaulted(&a.bootstrap)->notifier(at_least("--bootstrap", 10)),
        "bootstrap resamples");
   eqntk::tools::parse_options("eqntk_mc", flags, argc, argv, kNotes);
   a.seed = static_cast<std::uint64_t>(seed);
@@ -172,11 +175,14 @@ ImageSet synthetic_images(InputShape shape, std::int64_t count, const std::strin
 ImageSet file_images(const std::string& path, std::int64_t size, std::int64_t count) {
   const ImageSet all = eqntk::io::load_images(path, eqntk::io::ImageLayout::nhwc);
   if (all.count < count)
-    eqntk::tools::usage_error("eqntk_mc", "--data has " + std::to_string(all.count) + " images, --pairs needs " + std::to_string(count));
+    eqntk::tools::usage_error("eqntk_mc", "--data has " + std::to_string(all.count) + " images, --pairs needs " +
+                                              std::to_string(count));
   const InputShape s = all.shape;
   if (s.height != s.width || s.height % size != 0)
-    eqntk::tools::usage_error("eqntk_mc", "--data images are " + std::to_string(s.height) + "x" + std::to_string(s.width) +
-                ": they must be square with a size divisible by --size " + std::to_string(size));
+    eqntk::tools::usage_error("eqntk_mc", "--data images are " + std::to_string(s.height) + "x" +
+                                              std::to_string(s.width) +
+                                              ": they must be square with a size divisible by --size " +
+                                              std::to_string(size));
   const std::int64_t f = s.height / size;
   ImageSet out{{s.channels, size, size},
                count,

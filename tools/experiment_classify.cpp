@@ -104,25 +104,25 @@ Args parse_args(int argc, char** argv) {
       ("sizes", po::value<std::string>()->default_value("50,100,200")->notifier([&a](const std::string& v) {
          a.sizes = tools::parse_sizes(v);
        }), "comma-separated training-set sizes")
-      ("n-test", po::value(&a.n_test)->default_value(a.n_test), "test images per data set")
-      ("downsample", po::value(&a.downsample)->default_value(a.downsample),
+      ("n-test", tools::defaulted(&a.n_test), "test images per data set")
+      ("downsample", tools::defaulted(&a.downsample),
        "downsampling factor of Fashion-MNIST (28x28); the digits are 8x8")
-      ("arch", po::value(&a.arch)->default_value(a.arch), "plain group architecture (starts with lift)")
-      ("myrtle-arch", po::value(&a.myrtle_arch)->default_value(a.myrtle_arch), "Myrtle-style group architecture")
-      ("t", po::value(&a.t)->default_value(a.t, "1e5"), "the finite training time (besides t = inf)")
+      ("arch", tools::defaulted(&a.arch), "plain group architecture (starts with lift)")
+      ("myrtle-arch", tools::defaulted(&a.myrtle_arch), "Myrtle-style group architecture")
+      ("t", tools::defaulted(&a.t, "1e5"), "the finite training time (besides t = inf)")
       ("loss", po::value<std::string>()->default_value("mean")->notifier([&a](const std::string& v) {
          if (v != "mean" && v != "sum") throw InvalidArgument("--loss must be mean or sum");
          a.mean_loss = v == "mean";
        }), "mean (neural-tangents' convention: t -> t/(n K)) or sum")
-      ("eta", po::value(&a.eta)->default_value(a.eta), "learning rate")
-      ("ridge", po::value(&a.ridge)->default_value(a.ridge, "1e-8"), "relative ridge eps: eps tr(T)/n")
-      ("seed", po::value(&a.seed)->default_value(a.seed), "seed of the subsets and test transformations")
-      ("threads", po::value(&a.threads)->default_value(a.threads), "threads")
-      ("out", po::value(&a.out)->default_value(a.out), "output directory (classify.csv, classify.png)")
-      ("fashion-dir", po::value(&a.fashion_dir)->default_value(a.fashion_dir), "Fashion-MNIST directory")
-      ("digits-dir", po::value(&a.digits_dir)->default_value(a.digits_dir), "directory of the converted digits")
-      ("plot-script", po::value(&a.plot_script)->default_value(a.plot_script), "plotting script")
-      ("python", po::value(&a.python)->default_value(a.python), "Python with matplotlib for the plot")
+      ("eta", tools::defaulted(&a.eta), "learning rate")
+      ("ridge", tools::defaulted(&a.ridge, "1e-8"), "relative ridge eps: eps tr(T)/n")
+      ("seed", tools::defaulted(&a.seed), "seed of the subsets and test transformations")
+      ("threads", tools::defaulted(&a.threads), "threads")
+      ("out", tools::defaulted(&a.out), "output directory (classify.csv, classify.png)")
+      ("fashion-dir", tools::defaulted(&a.fashion_dir), "Fashion-MNIST directory")
+      ("digits-dir", tools::defaulted(&a.digits_dir), "directory of the converted digits")
+      ("plot-script", tools::defaulted(&a.plot_script), "plotting script")
+      ("python", tools::defaulted(&a.python), "Python with matplotlib for the plot")
       ("no-plot", po::bool_switch()->notifier([&a](bool v) { a.plot = !v; }), "write no classify.png");
   tools::parse_options("experiment_classify", flags, argc, argv, kNotes);
   for (const auto& d : a.datasets)

@@ -80,28 +80,28 @@ Args parse_args(int argc, char** argv) {
   Args a;
   po::options_description flags = tools::tool_flags();
   flags.add_options()
-      ("n-train", po::value(&a.n_train)->default_value(a.n_train), "training images N")
-      ("n-test", po::value(&a.n_test)->default_value(a.n_test), "real test images")
-      ("n-noise", po::value(&a.n_noise)->default_value(a.n_noise), "Gaussian noise images (off the data)")
-      ("n-on", po::value(&a.n_on)->default_value(a.n_on), "training images evaluated (on the data), <= n-train")
-      ("downsample", po::value(&a.downsample)->default_value(a.downsample), "downsampling factor F of the 28x28 images")
-      ("arch", po::value(&a.arch)->default_value(a.arch), "group architecture (starts with lift)")
+      ("n-train", tools::defaulted(&a.n_train), "training images N")
+      ("n-test", tools::defaulted(&a.n_test), "real test images")
+      ("n-noise", tools::defaulted(&a.n_noise), "Gaussian noise images (off the data)")
+      ("n-on", tools::defaulted(&a.n_on), "training images evaluated (on the data), <= n-train")
+      ("downsample", tools::defaulted(&a.downsample), "downsampling factor F of the 28x28 images")
+      ("arch", tools::defaulted(&a.arch), "group architecture (starts with lift)")
       ("times", po::value<std::string>()->default_value("0.1,1,10,100,1000,inf")->notifier([&a](const std::string& v) {
          a.times = tools::parse_times(v);
        }), "comma-separated training times (inf allowed)")
-      ("eta", po::value(&a.eta)->default_value(a.eta), "learning rate")
-      ("ridge", po::value(&a.ridge)->default_value(a.ridge),
+      ("eta", tools::defaulted(&a.eta), "learning rate")
+      ("ridge", tools::defaulted(&a.ridge),
        "absolute ridge eps*tr(A)/(|G|N) on the |G|N-point DA matrix A, 1/|G| of it on the N-point GCNN matrix "
        "(the equivalent ridge, see the file comment); 0 = none")
-      ("seed", po::value(&a.seed)->default_value(a.seed), "seed of the subsets")
-      ("threads", po::value(&a.threads)->default_value(a.threads), "threads")
-      ("data-dir", po::value(&a.data_dir)->default_value(a.data_dir), "Fashion-MNIST directory")
+      ("seed", tools::defaulted(&a.seed), "seed of the subsets")
+      ("threads", tools::defaulted(&a.threads), "threads")
+      ("data-dir", tools::defaulted(&a.data_dir), "Fashion-MNIST directory")
       ("allow-nonlinear-head", po::bool_switch(&a.allow_nonlinear_head),
        "accept a nonlinearity after the readout (to see the identity fail)")
-      ("symmetrize", po::value(&a.symmetrize)->default_value(a.symmetrize),
+      ("symmetrize", tools::defaulted(&a.symmetrize),
        "replace the first S training images by their orbit averages (exactly symmetric), which makes the DA "
        "matrix exactly singular ((|G|-1)S zero eigenvalues)")
-      ("group", po::value(&a.group)->default_value(a.group, "the group of --arch"),
+      ("group", tools::defaulted(&a.group, "the group of --arch"),
        "the lift's point group (C1 C2 C4 D1 D2 D4, p4 = C4, p4m = D4); augmentation by all of G");
   tools::parse_options("experiment_da", flags, argc, argv, kNotes);
   if (a.symmetrize < 0 || a.symmetrize > a.n_train) throw InvalidArgument("need 0 <= symmetrize <= n-train");

@@ -96,24 +96,25 @@ Args parse(int argc, char** argv) {
   Args a;
   po::options_description flags = eqntk::tools::tool_flags();
   using eqntk::tools::at_least;
+  using eqntk::tools::defaulted;
   flags.add_options()
-      ("xyz", po::value(&a.xyz)->default_value(a.xyz), "molecules with targets (from tools/convert_g2.py)")
-      ("target-key", po::value(&a.target_key)->default_value(a.target_key), "the target of each molecule (eV)")
-      ("so3-arch", po::value(&a.so3_arch)->default_value(a.so3_arch), "SO(3) architecture on the atom signals")
-      ("mlp-arch", po::value(&a.mlp_arch)->default_value(a.mlp_arch), "MLP architecture on the coefficient vectors")
-      ("band-limit", po::value(&a.band_limit)->default_value(a.band_limit)->notifier(at_least("--band-limit", 1)),
+      ("xyz", defaulted(&a.xyz), "molecules with targets (from tools/convert_g2.py)")
+      ("target-key", defaulted(&a.target_key), "the target of each molecule (eV)")
+      ("so3-arch", defaulted(&a.so3_arch), "SO(3) architecture on the atom signals")
+      ("mlp-arch", defaulted(&a.mlp_arch), "MLP architecture on the coefficient vectors")
+      ("band-limit", defaulted(&a.band_limit)->notifier(at_least("--band-limit", 1)),
        "band limit L of the atom signals")
-      ("so3-grid", po::value(&a.grid)->default_value(a.grid)->notifier(at_least("--so3-grid", 0)),
+      ("so3-grid", defaulted(&a.grid)->notifier(at_least("--so3-grid", 0)),
        "SO(3) grid N; 0: chosen to --so3-tol")
-      ("so3-tol", po::value(&a.so3_tol)->default_value(a.so3_tol, "1e-12"), "relative error the grid is chosen to")
-      ("splits", po::value(&a.splits)->default_value(a.splits)->notifier(at_least("--splits", 1)),
+      ("so3-tol", defaulted(&a.so3_tol, "1e-12"), "relative error the grid is chosen to")
+      ("splits", defaulted(&a.splits)->notifier(at_least("--splits", 1)),
        "random train/test splits")
-      ("train-fraction", po::value(&a.train_fraction)->default_value(a.train_fraction, "0.8"), "training share of a split")
-      ("threads", po::value(&a.threads)->default_value(a.threads)->notifier(at_least("--threads", 1)), "threads")
-      ("seed", po::value(&a.seed)->default_value(a.seed), "seed of the splits and rotations")
-      ("mc-rotations", po::value(&a.mc_rotations)->default_value(a.mc_rotations)->notifier(at_least("--mc-rotations", 1)),
+      ("train-fraction", defaulted(&a.train_fraction, "0.8"), "training share of a split")
+      ("threads", defaulted(&a.threads)->notifier(at_least("--threads", 1)), "threads")
+      ("seed", defaulted(&a.seed), "seed of the splits and rotations")
+      ("mc-rotations", defaulted(&a.mc_rotations)->notifier(at_least("--mc-rotations", 1)),
        "Haar rotations of the Monte Carlo check K_SO3 = <K_MLP>")
-      ("max-molecules", po::value(&a.max_molecules)->default_value(a.max_molecules)->notifier(at_least("--max-molecules", 0)),
+      ("max-molecules", defaulted(&a.max_molecules)->notifier(at_least("--max-molecules", 0)),
        "the first M molecules only (0: all)")
       ("baseline", po::value<std::string>()->default_value("elements")->notifier([&a](const std::string& v) {
          if (v != "mean" && v != "elements") throw po::error("--baseline must be elements or mean, got '" + v + "'");

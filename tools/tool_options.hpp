@@ -6,10 +6,9 @@
 //   a bad command line   one line "<tool>: <message>" on stderr, nothing on stdout; exit status 2 (an unknown,
 //                        abbreviated or repeated flag, a missing value, a malformed or out-of-range number, a
 //                        value a notifier rejects, a stray positional argument)
-// Example (tools/eqntk_mc.cpp):
+// Example (tools/eqntk_mc.cpp; a.size = 5 beforehand is the default):
 //   po::options_description flags = tools::tool_flags();
-//   flags.add_options()("size", po::value(&a.size)->default_value(5)->notifier(tools::at_least<std::int64_t>("--size", 1)),
-//                       "image height = width");
+//   flags.add_options()("size", tools::defaulted(&a.size)->notifier(tools::at_least("--size", 1)), "image height");
 //   tools::parse_options("eqntk_mc", flags, argc, argv);
 #pragma once
 
@@ -35,14 +34,26 @@ namespace po = boost::program_options;
 /// The flag list of a tool, for --help lines of up to 120 columns.
 inline po::options_description tool_flags() { return po::options_description("options", 120, 60); }
 
-/// A notifier for po::value(...)->notifier(...): a value below `min` is a usage error
-/// ("<flag> must be at least <min>, got <value>").
+/// A flag's value bound to `*target`, whose current value is the default (`shown`: its text in --help, for a
+/// number whose shortest form is not what po prints, e.g. "1e-8").
+template <class T>
+po::typed_value<T>* defaulted(T* target) {
+  return po::value(target)->default_value(*target);
+}
+template <class T>
+po::typed_value<T>* defaulted(T* target, const std::string& shown) {
+  return po::value(target)->default_value(*target, shown);
+}
+
+/// A notifier for an integer flag, po::value(...)->notifier(at_least("--size", 1)): a value below `min` is a
+/// usage error ("<flag> must be at least <min>, got <value>").
 template <class T>
 auto at_least(const char* flag, T min) {
   static_assert(std::is_integral_v<T>);
-  return [flag, min](const T& value) {
+  return [flag, min](const auto& value) {
     if (value < min)
-      throw po::error(std::string(flag) + " must be at least " + std::to_string(min) + ", got " + std::to_string(value));
+      throw po::error(std::string(flag) + " must be at least " + std::to_string(min) + ", got " +
+                      std::to_string(value));
   };
 }
 
@@ -54,7 +65,8 @@ auto at_least(const char* flag, T min) {
 /// bad command line calls usage_error (exit 2). Anything a notifier throws counts as a bad command line.
 /// Returns the variables map (vm.count("flag") && !vm["flag"].defaulted(): the flag was given).
 inline po::variables_map parse_options(const char* tool, po::options_description& flags, int argc, char** argv,
-                                       const char* notes = "", const po::positional_options_description* positional = nullptr) {
+                                       const char* notes = "",
+                                       const po::positional_options_description* positional = nullptr) {
   flags.add_options()("help,h", "print this help and exit");
   const po::positional_options_description none;
   po::variables_map vm;
