@@ -57,13 +57,19 @@ auto at_least(const char* flag, T min) {
   };
 }
 
+/// True when `flag` was given on the command line (not just defaulted).
+inline bool given(const po::variables_map& vm, const char* flag) {
+  const auto it = vm.find(flag);
+  return it != vm.end() && !it->second.defaulted();
+}
+
 /// Parses argv[1..argc) against `flags` (to which it adds --help/-h), stores every value into the variables
 /// the flags are bound to (the defaults for the flags not given) and runs their notifiers. Flags must be
 /// spelled in full (no abbreviations), each at most once; `--flag value` and `--flag=value` both work.
 /// `positional` (may be null: none accepted) names the flags that bare arguments fill. On --help prints
 /// "usage: <tool> [options]", `notes` (lines ending in '\n', may be empty) and the flags, and exits 0; on a
 /// bad command line calls usage_error (exit 2). Anything a notifier throws counts as a bad command line.
-/// Returns the variables map (vm.count("flag") && !vm["flag"].defaulted(): the flag was given).
+/// Returns the variables map (given(vm, "flag"): whether the flag was on the command line).
 inline po::variables_map parse_options(const char* tool, po::options_description& flags, int argc, char** argv,
                                        const char* notes = "",
                                        const po::positional_options_description* positional = nullptr) {
@@ -86,12 +92,6 @@ inline po::variables_map parse_options(const char* tool, po::options_description
     usage_error(tool, e.what());
   }
   return vm;
-}
-
-/// True when `flag` was given on the command line (not just defaulted).
-inline bool given(const po::variables_map& vm, const char* flag) {
-  const auto it = vm.find(flag);
-  return it != vm.end() && !it->second.defaulted();
 }
 
 }  // namespace eqntk::tools
