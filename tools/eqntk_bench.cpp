@@ -43,6 +43,7 @@
 #include "eqntk/kernel/pair_kernel.hpp"
 #include "eqntk/kernel/plan.hpp"
 #include "eqntk/kernel/reference_kernel.hpp"
+#include "tool_options.hpp"
 
 extern "C" void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
                        const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
@@ -110,46 +111,48 @@ std::string myrtle_arch(const std::string& g) {
          ",relu,gconv:k=3,relu,avgpool:s=2,gconv:k=3,relu,avgpool:s=2,gconv:k=3,relu,gpool,dense";
 }
 
+// The flags are described in the header. --nt-benchmark sets the architecture, size and channels that are not
+// given explicitly (by --arch or --k5, --size, --channels).
 Args parse(int argc, char** argv) {
+  namespace po = boost::program_options;
+  using eqntk::tools::at_least;
+  using eqntk::tools::defaulted;
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "eqntk_bench: %s needs a value\n", k.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (k == "--arch") a.arch = next();
-    else if (k == "--size") a.size = std::stoi(next());
-    else if (k == "--channels") a.channels = std::stoi(next());
-    else if (k == "--seconds") a.seconds = std::stod(next());
-    else if (k == "--no-reference") a.reference = false;
-    else if (k == "--no-machine") a.machine = false;
-    else if (k == "--k5") a.arch = standard_arch(5);
-    else if (k == "--nt-benchmark") {
-      a.nt = true;
-      a.arch = nt_arch();
-      a.size = 32;
-      a.channels = 3;
-      a.reference = false;
-    } else if (k == "--so3") a.so3 = true;
-    else if (k == "--mixed") a.mixed = true;
-    else if (k == "--device") a.gpu = next() == "gpu";
-    else if (k == "--gpu-index") a.gpu_index = std::stoi(next());
-    else if (k == "--gpu-local-passes") a.gpu_local_passes = std::stoi(next());
-    else if (k == "--group") a.group = next();
-    else if (k == "--myrtle") a.myrtle = true;
-    else {
-      std::printf(
-          "usage: eqntk_bench [--arch A] [--size HW] [--channels C] [--seconds S] [--k5] [--nt-benchmark] [--so3]\n"
-          "                   [--mixed] [--no-reference] [--no-machine] [--device cpu|gpu] [--gpu-index I]\n"
-          "                   [--gpu-local-passes 0|1]\n"
-          "                   [--group G] [--myrtle]\n");
-      std::exit(k == "--help" ? 0 : 2);
-    }
+  bool k5 = false, no_reference = false, no_machine = false;
+  po::options_description flags = eqntk::tools::tool_flags();
+  flags.add_options()
+      ("arch", defaulted(&a.arch), "architecture")
+      ("size", defaulted(&a.size)->notifier(at_least("--size", 1)), "image height = width")
+      ("channels", defaulted(&a.channels)->notifier(at_least("--channels", 1)), "channels")
+      ("seconds", defaulted(&a.seconds), "measuring time per case")
+      ("k5", po::bool_switch(&k5), "the standard network at k = 5")
+      ("nt-benchmark", po::bool_switch(&a.nt), "the neural-tangents README network on 32x32x3, no reference")
+      ("so3", po::bool_switch(&a.so3), "the SO(3) pair kernels (tools/so3_bench.cpp)")
+      ("mixed", po::bool_switch(&a.mixed), "also Precision::mixed (float32 storage)")
+      ("no-reference", po::bool_switch(&no_reference), "skip the direct reference path")
+      ("no-machine", po::bool_switch(&no_machine), "skip the DGEMM and STREAM measurements")
+      ("device", po::value<std::string>()->default_value("cpu")->notifier([&a](const std::string& v) {
+         if (v != "cpu" && v != "gpu") throw po::error("--device must be cpu or gpu, got '" + v + "'");
+         a.gpu = v == "gpu";
+       }), "cpu, or gpu: the OpenCL executor against the CPU engine (tools/gpu_bench.cpp)")
+      ("gpu-index", defaulted(&a.gpu_index), "OpenCL device; < 0: local rank mod count")
+      ("gpu-local-passes", po::value(&a.gpu_local_passes)->notifier([](int v) {
+         if (v != 0 && v != 1) throw po::error("--gpu-local-passes must be 0 or 1, got " + std::to_string(v));
+       }), "window passes through local memory (1) or not (0); default: the device's choice")
+      ("group", defaulted(&a.group), "point group of the lift (C1 C2 C4 D1 D2 D4, p4, p4m)")
+      ("myrtle", po::bool_switch(&a.myrtle), "point group cost and the Myrtle-style network (--group, default p4m)");
+  const po::variables_map vm = eqntk::tools::parse_options("eqntk_bench", flags, argc, argv,
+                                                           "Kernel engine throughput (tools/eqntk_bench.cpp).\n");
+  if (k5 && eqntk::tools::given(vm, "arch"))
+    eqntk::tools::usage_error("eqntk_bench", "--k5 and --arch both give the architecture");
+  if (k5) a.arch = standard_arch(5);
+  if (a.nt) {
+    if (!k5 && !eqntk::tools::given(vm, "arch")) a.arch = nt_arch();
+    if (!eqntk::tools::given(vm, "size")) a.size = 32;
+    if (!eqntk::tools::given(vm, "channels")) a.channels = 3;
   }
+  a.reference = !no_reference && !a.nt;
+  a.machine = !no_machine;
   return a;
 }
 

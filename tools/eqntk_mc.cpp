@@ -30,6 +30,8 @@
 // Last line: slope_ntk=<s> slope_nngp=<s> rel_err_ntk_max_width=<e>  (e = the NTK's err at the largest width).
 #include <omp.h>
 
+#include <boost/lexical_cast.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -52,6 +54,7 @@
 #include "eqntk/kernel/network.hpp"
 #include "eqntk/kernel/pair_kernel.hpp"
 #include "input_check.hpp"
+#include "tool_options.hpp"
 
 namespace {
 
@@ -60,98 +63,73 @@ using eqntk::data::ImageSet;
 using eqntk::data::InputShape;
 using eqntk::kernel::Network;
 using Clock = std::chrono::steady_clock;
+namespace po = boost::program_options;
 
-constexpr const char* kUsage =
-    "usage: eqntk_mc [--arch A] [--size S] [--channels C] [--widths n1,n2,...] [--inits M] [--pairs P]\n"
-    "                [--images blobs|gauss] [--data FILE.npy|IDX] [--seed S] [--threads T] [--bootstrap B]\n"
-    "  --arch      architecture string (MATH.md §9); default the authors' notebook network\n"
-    "              lift:k=3:pad=same,relu,gconv:k=3:pad=same,relu,gpool,dense\n"
-    "  --size      image height = width (default 5); --channels C (default 1)\n"
-    "  --widths    comma-separated widths, powers of two by convention (default 16,32,64,128,256,512)\n"
-    "  --inits     independent initializations per width (default 128)\n"
-    "  --pairs     number of input pairs P (default 6): the first P of (x0,x0), (x0,x1), (x1,x1), (x0,x2), (x1,x2),\n"
-    "              (x2,x2), ... on the fewest images m with m(m+1)/2 >= P (every image costs one backward pass)\n"
-    "  --images    blobs: Fashion-MNIST-like (a bright garment-like blob on a zero background, pixels in [0,1]);\n"
-    "              gauss: iid N(0,1) pixels (default blobs)\n"
-    "  --data      take the first m images of an .npy/IDX file (NHWC or N,H,W), average-pooled down to --size\n"
-    "  --seed      base seed (default 1); --threads (default: OpenMP's maximum); --bootstrap B (default 2000)\n";
+constexpr const char* kNotes =
+    "Monte Carlo convergence of finite-width networks to the analytic kernels (MATH.md §8, tools/README_mc.md).\n";
 
 struct Args {
   std::string arch = "lift:k=3:pad=same,relu,gconv:k=3:pad=same,relu,gpool,dense";
   std::int64_t size = 5;
   std::int64_t channels = 1;
-  std::vector<std::int64_t> widths = {16, 32, 64, 128, 256, 512};
+  std::vector<std::int64_t> widths;  // --widths
   std::int64_t inits = 128;
   std::int64_t pairs = 6;
   std::string images = "blobs";
   std::string data;
   std::uint64_t seed = 1;
-  int threads = 0;
+  int threads = 0;  // 0: OpenMP's maximum
   std::int64_t bootstrap = 2000;
 };
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "eqntk_mc: %s\n%s", message.c_str(), kUsage);
-  std::exit(2);
-}
-
-std::int64_t parse_int(const std::string& flag, const std::string& text, std::int64_t min) {
-  std::size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
+// --widths: comma-separated integers >= 1, at least two and no repeats; sorted.
+std::vector<std::int64_t> parse_widths(const std::string& text) {
+  std::vector<std::int64_t> widths;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    std::int64_t w = 0;
+    if (!boost::conversion::try_lexical_convert(item, w))
+      throw po::error("--widths needs integers, got '" + item + "'");
+    eqntk::tools::at_least("--widths", 1)(w);
+    widths.push_back(w);
   }
-  if (used != text.size() || text.empty()) usage_error(flag + " needs an integer, got '" + text + "'");
-  if (v < min) usage_error(flag + " must be at least " + std::to_string(min) + ", got " + text);
-  return v;
+  if (widths.size() < 2) throw po::error("--widths needs at least two widths for the fits");
+  std::sort(widths.begin(), widths.end());
+  if (std::adjacent_find(widths.begin(), widths.end()) != widths.end()) throw po::error("--widths repeats a width");
+  return widths;
 }
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      std::printf("%s", kUsage);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) usage_error(k + " needs a value (or is unknown)");
-    const std::string v = argv[++i];
-    if (k == "--arch")
-      a.arch = v;
-    else if (k == "--size")
-      a.size = parse_int(k, v, 1);
-    else if (k == "--channels")
-      a.channels = parse_int(k, v, 1);
-    else if (k == "--inits")
-      a.inits = parse_int(k, v, 2);
-    else if (k == "--pairs")
-      a.pairs = parse_int(k, v, 1);
-    else if (k == "--images") {
-      if (v != "blobs" && v != "gauss") usage_error("--images must be blobs or gauss, got '" + v + "'");
-      a.images = v;
-    } else if (k == "--data")
-      a.data = v;
-    else if (k == "--seed")
-      a.seed = static_cast<std::uint64_t>(parse_int(k, v, 0));
-    else if (k == "--threads")
-      a.threads = static_cast<int>(parse_int(k, v, 1));
-    else if (k == "--bootstrap")
-      a.bootstrap = parse_int(k, v, 10);
-    else if (k == "--widths") {
-      a.widths.clear();
-      std::stringstream ss(v);
-      std::string item;
-      while (std::getline(ss, item, ',')) a.widths.push_back(parse_int(k, item, 1));
-      if (a.widths.size() < 2) usage_error("--widths needs at least two widths for the fits");
-      std::sort(a.widths.begin(), a.widths.end());
-      if (std::adjacent_find(a.widths.begin(), a.widths.end()) != a.widths.end())
-        usage_error("--widths repeats a width");
-    } else {
-      usage_error("unknown flag " + k);
-    }
-  }
+  std::int64_t seed = 1;
+  using eqntk::tools::at_least;
+  using eqntk::tools::defaulted;
+  po::options_description flags = eqntk::tools::tool_flags();
+  flags.add_options()
+      ("arch", defaulted(&a.arch), "architecture string (MATH.md §9); default the authors' notebook network")
+      ("size", defaulted(&a.size)->notifier(at_least("--size", 1)), "image height = width")
+      ("channels", defaulted(&a.channels)->notifier(at_least("--channels", 1)),
+       "image channels")
+      ("widths", po::value<std::string>()->default_value("16,32,64,128,256,512")->notifier([&a](const std::string& v) {
+         a.widths = parse_widths(v);
+       }), "comma-separated widths, powers of two by convention")
+      ("inits", defaulted(&a.inits)->notifier(at_least("--inits", 2)),
+       "independent initializations per width")
+      ("pairs", defaulted(&a.pairs)->notifier(at_least("--pairs", 1)),
+       "number of input pairs P: the first P of (x0,x0), (x0,x1), (x1,x1), (x0,x2), (x1,x2), (x2,x2), ... on the "
+       "fewest images m with m(m+1)/2 >= P (every image costs one backward pass)")
+      ("images", defaulted(&a.images)->notifier([](const std::string& v) {
+         if (v != "blobs" && v != "gauss") throw po::error("--images must be blobs or gauss, got '" + v + "'");
+       }), "blobs: Fashion-MNIST-like (a bright garment-like blob on a zero background, pixels in [0,1]); "
+           "gauss: iid N(0,1) pixels")
+      ("data", po::value(&a.data),
+       "take the first m images of an .npy/IDX file (NHWC or N,H,W), average-pooled down to --size")
+      ("seed", defaulted(&seed)->notifier(at_least("--seed", 0)), "base seed")
+      ("threads", po::value(&a.threads)->notifier(at_least("--threads", 1)), "threads (default: OpenMP's maximum)")
+      ("bootstrap", defaulted(&a.bootstrap)->notifier(at_least("--bootstrap", 10)),
+       "bootstrap resamples");
+  eqntk::tools::parse_options("eqntk_mc", flags, argc, argv, kNotes);
+  a.seed = static_cast<std::uint64_t>(seed);
   return a;
 }
 
@@ -197,11 +175,14 @@ ImageSet synthetic_images(InputShape shape, std::int64_t count, const std::strin
 ImageSet file_images(const std::string& path, std::int64_t size, std::int64_t count) {
   const ImageSet all = eqntk::io::load_images(path, eqntk::io::ImageLayout::nhwc);
   if (all.count < count)
-    usage_error("--data has " + std::to_string(all.count) + " images, --pairs needs " + std::to_string(count));
+    eqntk::tools::usage_error("eqntk_mc", "--data has " + std::to_string(all.count) + " images, --pairs needs " +
+                                              std::to_string(count));
   const InputShape s = all.shape;
   if (s.height != s.width || s.height % size != 0)
-    usage_error("--data images are " + std::to_string(s.height) + "x" + std::to_string(s.width) +
-                ": they must be square with a size divisible by --size " + std::to_string(size));
+    eqntk::tools::usage_error("eqntk_mc", "--data images are " + std::to_string(s.height) + "x" +
+                                              std::to_string(s.width) +
+                                              ": they must be square with a size divisible by --size " +
+                                              std::to_string(size));
   const std::int64_t f = s.height / size;
   ImageSet out{{s.channels, size, size},
                count,

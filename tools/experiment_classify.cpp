@@ -43,6 +43,7 @@
 #include "eqntk/io/dataset.hpp"
 #include "eqntk/kernel/network.hpp"
 #include "experiment_common.hpp"
+#include "tool_options.hpp"
 
 #ifndef EQNTK_SOURCE_DIR
 #define EQNTK_SOURCE_DIR "."
@@ -52,10 +53,11 @@ namespace {
 
 using namespace eqntk;
 using tools::Matrix;
+namespace po = boost::program_options;
 
 struct Args {
-  std::vector<std::string> datasets = {"fashion", "digits"};
-  std::vector<std::int64_t> sizes = {50, 100, 200};
+  std::vector<std::string> datasets;  // --datasets
+  std::vector<std::int64_t> sizes;  // --sizes
   std::int64_t n_test = 100;
   int downsample = 2;
   std::string arch = "lift:k=3:pad=same,relu,gconv:k=3:pad=same,relu,gpool,dense";
@@ -75,14 +77,10 @@ struct Args {
   bool plot = true;
 };
 
-const char* kUsage =
-    "usage: experiment_classify [--datasets fashion,digits] [--sizes 50,100,200] [--n-test 100]\n"
-    "         [--downsample 2] [--arch GROUP_ARCH] [--myrtle-arch GROUP_ARCH] [--t 1e5] [--loss mean|sum]\n"
-    "         [--eta 1] [--ridge 1e-8] [--seed 1] [--threads 2] [--out out-exp/classify]\n"
-    "         [--fashion-dir /usr/share/datasets/fashion-mnist] [--digits-dir .cache/optdigits]\n"
-    "         [--plot-script tools/plot_classify.py] [--python /usr/bin/python3] [--no-plot]\n"
+const char* kNotes =
+    "Accuracy on rotated and mirrored test images against training-set size, CNN vs p4 vs p4m NTK/NNGP\n"
+    "(tools/README_experiments.md).\n"
     "  digits needs /usr/bin/python3 tools/convert_optdigits.py first (Debian python3-sklearn -> .npy).\n"
-    "  --downsample applies to Fashion-MNIST (28x28); the digits are 8x8.\n"
     "  The architectures must start with lift (no group= key): each runs as CNN, p4 and p4m.\n";
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -98,39 +96,35 @@ std::vector<std::string> split_list(const std::string& s) {
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      std::printf("%s", kUsage);
-      std::exit(0);
-    }
-    if (k == "--no-plot") {
-      a.plot = false;
-      continue;
-    }
-    if (i + 1 >= argc) throw InvalidArgument(k + " needs a value");
-    const std::string v = argv[++i];
-    if (k == "--datasets") a.datasets = split_list(v);
-    else if (k == "--sizes") a.sizes = tools::parse_sizes(v);
-    else if (k == "--n-test") a.n_test = std::stoll(v);
-    else if (k == "--downsample") a.downsample = std::stoi(v);
-    else if (k == "--arch") a.arch = v;
-    else if (k == "--myrtle-arch") a.myrtle_arch = v;
-    else if (k == "--t") a.t = std::stod(v);
-    else if (k == "--loss") {
-      if (v != "mean" && v != "sum") throw InvalidArgument("--loss must be mean or sum");
-      a.mean_loss = v == "mean";
-    } else if (k == "--eta") a.eta = std::stod(v);
-    else if (k == "--ridge") a.ridge = std::stod(v);
-    else if (k == "--seed") a.seed = std::stoull(v);
-    else if (k == "--threads") a.threads = std::stoi(v);
-    else if (k == "--out") a.out = v;
-    else if (k == "--fashion-dir") a.fashion_dir = v;
-    else if (k == "--digits-dir") a.digits_dir = v;
-    else if (k == "--plot-script") a.plot_script = v;
-    else if (k == "--python") a.python = v;
-    else throw InvalidArgument("unknown option " + k);
-  }
+  po::options_description flags = tools::tool_flags();
+  flags.add_options()
+      ("datasets", po::value<std::string>()->default_value("fashion,digits")->notifier([&a](const std::string& v) {
+         a.datasets = split_list(v);
+       }), "comma-separated data sets: fashion, digits")
+      ("sizes", po::value<std::string>()->default_value("50,100,200")->notifier([&a](const std::string& v) {
+         a.sizes = tools::parse_sizes(v);
+       }), "comma-separated training-set sizes")
+      ("n-test", tools::defaulted(&a.n_test), "test images per data set")
+      ("downsample", tools::defaulted(&a.downsample),
+       "downsampling factor of Fashion-MNIST (28x28); the digits are 8x8")
+      ("arch", tools::defaulted(&a.arch), "plain group architecture (starts with lift)")
+      ("myrtle-arch", tools::defaulted(&a.myrtle_arch), "Myrtle-style group architecture")
+      ("t", tools::defaulted(&a.t, "1e5"), "the finite training time (besides t = inf)")
+      ("loss", po::value<std::string>()->default_value("mean")->notifier([&a](const std::string& v) {
+         if (v != "mean" && v != "sum") throw InvalidArgument("--loss must be mean or sum");
+         a.mean_loss = v == "mean";
+       }), "mean (neural-tangents' convention: t -> t/(n K)) or sum")
+      ("eta", tools::defaulted(&a.eta), "learning rate")
+      ("ridge", tools::defaulted(&a.ridge, "1e-8"), "relative ridge eps: eps tr(T)/n")
+      ("seed", tools::defaulted(&a.seed), "seed of the subsets and test transformations")
+      ("threads", tools::defaulted(&a.threads), "threads")
+      ("out", tools::defaulted(&a.out), "output directory (classify.csv, classify.png)")
+      ("fashion-dir", tools::defaulted(&a.fashion_dir), "Fashion-MNIST directory")
+      ("digits-dir", tools::defaulted(&a.digits_dir), "directory of the converted digits")
+      ("plot-script", tools::defaulted(&a.plot_script), "plotting script")
+      ("python", tools::defaulted(&a.python), "Python with matplotlib for the plot")
+      ("no-plot", po::bool_switch()->notifier([&a](bool v) { a.plot = !v; }), "write no classify.png");
+  tools::parse_options("experiment_classify", flags, argc, argv, kNotes);
   for (const auto& d : a.datasets)
     if (d != "fashion" && d != "digits") throw InvalidArgument("unknown data set '" + d + "' (fashion or digits)");
   if (a.datasets.empty() || a.sizes.empty()) throw InvalidArgument("--datasets and --sizes must not be empty");
@@ -308,5 +302,5 @@ int run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return eqntk::tools::guarded_main("experiment_classify", kUsage, [&] { return run(parse_args(argc, argv)); });
+  return eqntk::tools::guarded_main("experiment_classify", [&] { return run(parse_args(argc, argv)); });
 }

@@ -42,14 +42,14 @@ using Matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowM
 /// main() of an experiment driver: runs `body` and turns what it throws into one line on stderr and an
 /// exit code (2 for bad usage or input, 1 otherwise).
 template <class Body>
-int guarded_main(const char* name, const char* usage, Body&& body) {
+int guarded_main(const char* name, Body&& body) {
   try {
     return body();
   } catch (const InvalidArgument& e) {
     std::fprintf(stderr, "%s: error: %s\n", name, e.what());
     return 2;
   } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s: error: bad number (%s)\n%s", name, e.what(), usage);
+    std::fprintf(stderr, "%s: error: bad number (%s)\n", name, e.what());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: error: %s\n", name, e.what());

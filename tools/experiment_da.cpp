@@ -46,11 +46,13 @@
 #include "eqntk/kernel/network.hpp"
 #include "experiment_common.hpp"
 #include "input_check.hpp"
+#include "tool_options.hpp"
 
 namespace {
 
 using namespace eqntk;
 using tools::Matrix;
+namespace po = boost::program_options;
 
 struct Args {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
@@ -60,7 +62,7 @@ struct Args {
   std::int64_t n_noise = 10;
   std::int64_t n_on = 10;
   int downsample = 2;
-  std::vector<double> times = tools::parse_times("0.1,1,10,100,1000,inf");
+  std::vector<double> times;  // --times
   double eta = 1.0;
   double ridge = 0.0;
   std::uint64_t seed = 1;
@@ -70,48 +72,38 @@ struct Args {
   std::string group;  // empty: the group of --arch
 };
 
-const char* kUsage =
-    "usage: experiment_da [--n-train N=60] [--n-test M=20] [--n-noise 10] [--n-on 10] [--downsample F=2]\n"
-    "                     [--arch P4_ARCH] [--times 0.1,1,10,100,1000,inf] [--eta 1] [--ridge 0]\n"
-    "                     [--seed 1] [--threads 2] [--data-dir /usr/share/datasets/fashion-mnist]\n"
-    "                     [--allow-nonlinear-head] [--symmetrize S=0] [--group G]\n"
-    "  --group G: the lift's point group (C1 C2 C4 D1 D2 D4, p4 = C4, p4m = D4); augmentation by all of G.\n"
-    "  --symmetrize S: replace the first S training images by their C4 orbit averages (exactly rotation-\n"
-    "  symmetric), which makes the DA matrix exactly singular (3S zero eigenvalues).\n"
-    "  Times are DA times t (sum loss; the GCNN is evaluated at 4t) and mean-loss times (both sides at t).\n"
-    "  --ridge eps: absolute ridge eps*tr(A)/(4N) on the 4N-point DA matrix A, one quarter of it on the\n"
-    "  N-point GCNN matrix (the equivalent ridge, see the file comment). 0 = none.\n";
+const char* kNotes =
+    "Data augmentation = GCNN (MATH.md §7, §10) on Fashion-MNIST; see tools/README_experiments.md.\n"
+    "  Times are DA times t (sum loss; the GCNN is evaluated at |G|t) and mean-loss times (both sides at t).\n";
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      std::printf("%s", kUsage);
-      std::exit(0);
-    }
-    if (k == "--allow-nonlinear-head") {
-      a.allow_nonlinear_head = true;
-      continue;
-    }
-    if (i + 1 >= argc) throw InvalidArgument(k + " needs a value");
-    const std::string v = argv[++i];
-    if (k == "--data-dir") a.data_dir = v;
-    else if (k == "--arch") a.arch = v;
-    else if (k == "--n-train") a.n_train = std::stoll(v);
-    else if (k == "--n-test") a.n_test = std::stoll(v);
-    else if (k == "--n-noise") a.n_noise = std::stoll(v);
-    else if (k == "--n-on") a.n_on = std::stoll(v);
-    else if (k == "--downsample") a.downsample = std::stoi(v);
-    else if (k == "--times") a.times = tools::parse_times(v);
-    else if (k == "--eta") a.eta = std::stod(v);
-    else if (k == "--ridge") a.ridge = std::stod(v);
-    else if (k == "--seed") a.seed = std::stoull(v);
-    else if (k == "--threads") a.threads = std::stoi(v);
-    else if (k == "--symmetrize") a.symmetrize = std::stoll(v);
-    else if (k == "--group") a.group = v;
-    else throw InvalidArgument("unknown option " + k);
-  }
+  po::options_description flags = tools::tool_flags();
+  flags.add_options()
+      ("n-train", tools::defaulted(&a.n_train), "training images N")
+      ("n-test", tools::defaulted(&a.n_test), "real test images")
+      ("n-noise", tools::defaulted(&a.n_noise), "Gaussian noise images (off the data)")
+      ("n-on", tools::defaulted(&a.n_on), "training images evaluated (on the data), <= n-train")
+      ("downsample", tools::defaulted(&a.downsample), "downsampling factor F of the 28x28 images")
+      ("arch", tools::defaulted(&a.arch), "group architecture (starts with lift)")
+      ("times", po::value<std::string>()->default_value("0.1,1,10,100,1000,inf")->notifier([&a](const std::string& v) {
+         a.times = tools::parse_times(v);
+       }), "comma-separated training times (inf allowed)")
+      ("eta", tools::defaulted(&a.eta), "learning rate")
+      ("ridge", tools::defaulted(&a.ridge),
+       "absolute ridge eps*tr(A)/(|G|N) on the |G|N-point DA matrix A, 1/|G| of it on the N-point GCNN matrix "
+       "(the equivalent ridge, see the file comment); 0 = none")
+      ("seed", tools::defaulted(&a.seed), "seed of the subsets")
+      ("threads", tools::defaulted(&a.threads), "threads")
+      ("data-dir", tools::defaulted(&a.data_dir), "Fashion-MNIST directory")
+      ("allow-nonlinear-head", po::bool_switch(&a.allow_nonlinear_head),
+       "accept a nonlinearity after the readout (to see the identity fail)")
+      ("symmetrize", tools::defaulted(&a.symmetrize),
+       "replace the first S training images by their orbit averages (exactly symmetric), which makes the DA "
+       "matrix exactly singular ((|G|-1)S zero eigenvalues)")
+      ("group", tools::defaulted(&a.group, "the group of --arch"),
+       "the lift's point group (C1 C2 C4 D1 D2 D4, p4 = C4, p4m = D4); augmentation by all of G");
+  tools::parse_options("experiment_da", flags, argc, argv, kNotes);
   if (a.symmetrize < 0 || a.symmetrize > a.n_train) throw InvalidArgument("need 0 <= symmetrize <= n-train");
   if (a.n_train < 1 || a.n_test < 1 || a.n_noise < 0 || a.n_on < 0 || a.n_on > a.n_train)
     throw InvalidArgument("need n-train >= 1, n-test >= 1, n-noise >= 0, 0 <= n-on <= n-train");
@@ -341,5 +333,5 @@ int run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return eqntk::tools::guarded_main("experiment_da", kUsage, [&] { return run(parse_args(argc, argv)); });
+  return eqntk::tools::guarded_main("experiment_da", [&] { return run(parse_args(argc, argv)); });
 }

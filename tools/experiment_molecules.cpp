@@ -58,12 +58,14 @@
 #include "eqntk/so3/network.hpp"
 #include "eqntk/so3/signal.hpp"
 #include "input_check.hpp"
+#include "tool_options.hpp"
 
 namespace {
 
 namespace so3 = eqntk::so3;
 namespace kernel = eqntk::kernel;
 namespace data = eqntk::data;
+namespace po = boost::program_options;
 using Clock = std::chrono::steady_clock;
 using Matrix = Eigen::MatrixXd;
 using Vector = Eigen::VectorXd;
@@ -90,38 +92,36 @@ struct Args {
   bool element_baseline = true;
 };
 
-[[noreturn]] void usage(int code) {
-  std::printf(
-      "usage: experiment_molecules [--xyz FILE] [--target-key KEY] [--so3-arch A] [--mlp-arch A] [--band-limit L]\n"
-      "                            [--so3-grid N] [--so3-tol T] [--splits S] [--train-fraction F] [--threads T] [--seed S]\n"
-      "                            [--mc-rotations R] [--max-molecules M] [--baseline elements|mean]\n"
-      "Default: tools/data/g2/g2.xyz from tools/convert_g2.py, target D0_eV (eV), L = 6, 20 splits 80/20.\n");
-  std::exit(code);
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") usage(0);
-    if (i + 1 >= argc) usage(2);
-    const std::string v = argv[++i];
-    if (k == "--xyz") a.xyz = v;
-    else if (k == "--target-key") a.target_key = v;
-    else if (k == "--so3-arch") a.so3_arch = v;
-    else if (k == "--mlp-arch") a.mlp_arch = v;
-    else if (k == "--band-limit") a.band_limit = std::stoi(v);
-    else if (k == "--so3-grid") a.grid = std::stoi(v);
-    else if (k == "--so3-tol") a.so3_tol = std::stod(v);
-    else if (k == "--splits") a.splits = std::stoi(v);
-    else if (k == "--train-fraction") a.train_fraction = std::stod(v);
-    else if (k == "--threads") a.threads = std::stoi(v);
-    else if (k == "--seed") a.seed = std::stoull(v);
-    else if (k == "--mc-rotations") a.mc_rotations = std::stoi(v);
-    else if (k == "--max-molecules") a.max_molecules = std::stoi(v);
-    else if (k == "--baseline" && (v == "mean" || v == "elements")) a.element_baseline = v == "elements";
-    else usage(2);
-  }
+  po::options_description flags = eqntk::tools::tool_flags();
+  using eqntk::tools::at_least;
+  using eqntk::tools::defaulted;
+  flags.add_options()
+      ("xyz", defaulted(&a.xyz), "molecules with targets (from tools/convert_g2.py)")
+      ("target-key", defaulted(&a.target_key), "the target of each molecule (eV)")
+      ("so3-arch", defaulted(&a.so3_arch), "SO(3) architecture on the atom signals")
+      ("mlp-arch", defaulted(&a.mlp_arch), "MLP architecture on the coefficient vectors")
+      ("band-limit", defaulted(&a.band_limit)->notifier(at_least("--band-limit", 1)),
+       "band limit L of the atom signals")
+      ("so3-grid", defaulted(&a.grid)->notifier(at_least("--so3-grid", 0)),
+       "SO(3) grid N; 0: chosen to --so3-tol")
+      ("so3-tol", defaulted(&a.so3_tol, "1e-12"), "relative error the grid is chosen to")
+      ("splits", defaulted(&a.splits)->notifier(at_least("--splits", 1)),
+       "random train/test splits")
+      ("train-fraction", defaulted(&a.train_fraction, "0.8"), "training share of a split")
+      ("threads", defaulted(&a.threads)->notifier(at_least("--threads", 1)), "threads")
+      ("seed", defaulted(&a.seed), "seed of the splits and rotations")
+      ("mc-rotations", defaulted(&a.mc_rotations)->notifier(at_least("--mc-rotations", 1)),
+       "Haar rotations of the Monte Carlo check K_SO3 = <K_MLP>")
+      ("max-molecules", defaulted(&a.max_molecules)->notifier(at_least("--max-molecules", 0)),
+       "the first M molecules only (0: all)")
+      ("baseline", po::value<std::string>()->default_value("elements")->notifier([&a](const std::string& v) {
+         if (v != "mean" && v != "elements") throw po::error("--baseline must be elements or mean, got '" + v + "'");
+         a.element_baseline = v == "elements";
+       }), "elements: linear in the element counts; mean: the training mean");
+  eqntk::tools::parse_options("experiment_molecules", flags, argc, argv,
+                              "SO(3) NTK vs MLP NTK on G2/97 atomization energies (tools/README_so3.md).\n");
   return a;
 }
 
