@@ -82,6 +82,16 @@ inline void local_sum2(__local double* lk, __local double* lt) {
 // ---- The window passes reading global memory directly (devices whose local memory is emulated in
 // global memory, such as PoCL on a CPU: the marching variant below only adds barriers there).
 
+// The 4-D index (o0, o1, o2, o3) of row-major entry e over dims (·, n1, n2, n3).
+inline void unflatten4(const int e, const int n1, const int n2, const int n3, int* o) {
+  o[3] = e % n3;
+  int r = e / n3;
+  o[2] = r % n2;
+  r /= n2;
+  o[1] = r % n1;
+  o[0] = r / n1;
+}
+
 // Pass A of a layer: mid(o) = Σ_a in(o0 + off + a, o1, ..., o_dvA + off + sgnA·a, ...).
 // from_images: the input kernel K⁰(t, t') = (1/C) Σ_c x_c(t) x'_c(t') is formed on the fly from the two
 // images (first layer; Θ⁰ = 0 so no Θ pass). Global size: (≥ n_out, slots).
@@ -96,12 +106,7 @@ __kernel void pass_a(__global const double* in_k, __global const double* in_t, _
   const int e = (int)get_global_id(0);
   if (e >= n0 * n1 * n2 * n3) return;
   int o[4];
-  o[3] = e % n3;
-  int r = e / n3;
-  o[2] = r % n2;
-  r /= n2;
-  o[1] = r % n1;
-  o[0] = r / n1;
+  unflatten4(e, n1, n2, n3, o);
   const int off = pad == PAD_VALID ? p : 0;
   double sk = 0.0, st = 0.0;
   if (from_images) {
@@ -157,12 +162,7 @@ __kernel void pass_b(__global const double* mid_k, __global const double* mid_t,
   double k = 0.0, t = 0.0;
   if (e < n) {
     int o[4];
-    o[3] = e % ow;
-    int r = e / ow;
-    o[2] = r % oh;
-    r /= oh;
-    o[1] = r % ow;
-    o[0] = r / ow;
+    unflatten4(e, ow, oh, ow, o);
     const int off = pad == PAD_VALID ? p : 0;
     const int nv = dv == 2 ? m2 : m3;
     __global const double* bk = mid_k + slot * stride;
